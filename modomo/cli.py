@@ -1,0 +1,163 @@
+"""``modomo``: one command line with subcommands, kept thin.
+
+Exit codes: 0 done, 1 the operation failed (the message says why), 2 bad usage or
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from redis.exceptions import AuthenticationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from modomo.logs import configure_logging
+from modomo.settings import Settings, SettingsError
+from modomo.streams.connection import connect
+from modomo.streams.dead import DeadLetters, DeadRetryError
+from modomo.streams.keys import Keys
+from modomo.streams.queue import TaskQueue
+
+Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modomo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dead = sub.add_parser("dead", help="inspect and retry dead-lettered scene tasks")
+    dead_sub = dead.add_subparsers(dest="dead_command", required=True)
+    listing = dead_sub.add_parser("list", help="dead tasks: attempts, last error, age")
+    listing.add_argument("--count", type=int, default=100, help="at most this many (oldest)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    listing.set_defaults(run=_dead_list)
+    retry = dead_sub.add_parser("retry", help="re-enqueue dead tasks after a fix")
+    which = retry.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", default=[], help="dead stream entry ids")
+    which.add_argument("--all", action="store_true", help="every retryable dead task")
+    retry.set_defaults(run=_dead_retry)
+
+    queue = sub.add_parser("queue", help="the scene task queue")
+    queue_sub = queue.add_subparsers(dest="queue_command", required=True)
+    stats = queue_sub.add_parser("stats", help="length, pending and dead counts")
+    stats.set_defaults(run=_queue_stats)
+    trim = queue_sub.add_parser("trim", help="drop entries every group has read and acked")
+    trim.set_defaults(run=_queue_trim)
+    return parser
+
+
+async def _dead_list(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings)
+    try:
+        dead = await DeadLetters(redis, Keys(settings.redis_prefix)).oldest(args.count)
+    finally:
+        await redis.aclose()
+    now = datetime.now(UTC)
+    if args.json:
+        for item in dead:
+            row = {
+                "id": item.id, "job_id": item.job_id, "scene_id": item.scene_id,
+                "reason": item.reason, "attempts": item.attempts, "error": item.error,
+                "age_s": round(item.age_s(now), 1), "errors": item.errors,
+            }
+            sys.stdout.write(msgspec.json.encode(row).decode() + "\n")
+        return 0
+    if not dead:
+        print("the dead stream is empty")
+        return 0
+    print(f"{'id':<17} {'scene':<36} {'attempts':>8} {'age':>8}  last error")
+    for item in dead:
+        print(f"{item.id:<17} {item.scene_id or '-':<36} {item.attempts:>8} "
+              f"{_age(item.age_s(now)):>8}  {item.error[:100]}")
+    return 0
+
+
+async def _dead_retry(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings)
+    dead = DeadLetters(redis, Keys(settings.redis_prefix))
+    failed = 0
+    try:
+        if args.all:
+            queued, skipped = await dead.retry_all()
+            for reason in skipped:
+                print(f"skipped: {reason}", file=sys.stderr)
+            print(f"re-enqueued {len(queued)} task(s), skipped {len(skipped)}")
+            return 1 if skipped else 0
+        for entry_id in args.ids:
+            try:
+                new_id = await dead.retry(entry_id)
+            except DeadRetryError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                failed += 1
+            else:
+                print(f"{entry_id} re-enqueued as {new_id}")
+    finally:
+        await redis.aclose()
+    return 1 if failed else 0
+
+
+async def _queue_stats(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings)
+    try:
+        stats = await TaskQueue(redis, Keys(settings.redis_prefix)).stats()
+    finally:
+        await redis.aclose()
+    print(f"queue length {stats.length}, pending {stats.pending}, dead {stats.dead}")
+    for reason, count in sorted(stats.dead_by_reason.items()):
+        print(f"  dead-lettered ({reason}): {count}")
+    return 0
+
+
+async def _queue_trim(args: argparse.Namespace, settings: Settings) -> int:
+    redis = connect(settings)
+    try:
+        removed = await TaskQueue(redis, Keys(settings.redis_prefix)).trim()
+    finally:
+        await redis.aclose()
+    print(f"trimmed {removed} acknowledged entries")
+    return 0
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``modomo`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"modomo: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings)
+    run: Command = args.run
+    try:
+        return asyncio.run(run(args, settings))
+    except RedisConnectionError as exc:
+        print(f"modomo: cannot reach Redis at {settings.redis_url_redacted}: {exc}",
+              file=sys.stderr)
+        return 1
+    except AuthenticationError as exc:
+        print(f"modomo: Redis at {settings.redis_url_redacted} refused the credentials: {exc}",
+              file=sys.stderr)
+        return 1
+    except RedisError as exc:
+        print(f"modomo: Redis refused the operation: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""One typed settings object, read from the environment once at start-up.
+
+Every field maps to a ``MODOMO_<FIELD>`` variable (upper case). Defaults suit a developer
+machine with Redis and PostgreSQL on loopback. A malformed value stops start-up with a
+:class:`SettingsError` whose message names the variable, so a typo never turns into a
+silently different default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any, Literal, get_args, get_type_hints
+from urllib.parse import urlsplit
+
+import msgspec
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+class SettingsError(ValueError):
+    """A ``MODOMO_*`` variable holds a value that cannot be used."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a Modomo process can be configured with."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """Redis holding the streams; ``rediss://`` for TLS, ``redis://:password@host`` for auth."""
+    redis_prefix: str = "modomo"
+    """Key namespace: every key is ``<prefix>:...``; tests use their own prefix."""
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    """PostgreSQL for the read models (``sslmode=require`` is honoured from the URL)."""
+
+    s3_endpoint_url: str = "http://127.0.0.1:8333"
+    """S3-compatible endpoint (Cloudflare R2 in production)."""
+    s3_region: str = "auto"
+    """Region name; R2 expects ``auto``."""
+    s3_bucket: str = "modomo-datasets"
+    """The one bucket holding originals, masks, depth maps and thumbnails."""
+    s3_access_key_id: str = "modomo"
+    """Access key id for the bucket."""
+    s3_secret_access_key: str = "modomo-secret"
+    """Secret for the access key."""
+    presign_ttl_s: int = 600
+    """Lifetime of presigned URLs (the specification asks for 5 to 15 minutes)."""
+
+    max_attempts: int = 3
+    """Deliveries of a scene task before it goes to the dead stream."""
+    retry_backoff_ms: tuple[int, ...] = (15_000, 60_000)
+    """Idle time before the 2nd, 3rd, ... delivery; the last value repeats."""
+    heartbeat_ms: int = 5_000
+    """How often a live task refreshes its claim and lock; must stay well under the backoff."""
+    reclaim_interval_ms: int = 1_000
+    """How often an idle worker looks for abandoned or failed tasks to claim."""
+    block_ms: int = 1_000
+    """XREADGROUP BLOCK: how long a read waits for new work before checking again."""
+    lock_ttl_ms: int = 20_000
+    """Expiry of ``<prefix>:locks:<scene_id>`` when its owner stops refreshing it."""
+    attempts_ttl_s: int = 7 * 24 * 3600
+    """How long the per-task error history is kept when a task is never finished."""
+    shutdown_grace_s: float = 60.0
+    """On SIGTERM, how long running tasks may take to finish before they are abandoned."""
+
+    log_format: LogFormat = "auto"
+    """``json`` lines, ``console`` for people, or ``auto``: console on a terminal, else JSON."""
+    log_level: str = "info"
+    """Lowest level logged."""
+    metrics_port: int = 0
+    """Port of the Prometheus endpoint a worker serves; 0 turns it off."""
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise SettingsError("MODOMO_MAX_ATTEMPTS: must be at least 1")
+        if not self.retry_backoff_ms or min(self.retry_backoff_ms) <= 0:
+            raise SettingsError("MODOMO_RETRY_BACKOFF_MS: give one or more positive integers")
+        # A live task is reclaimable once idle longer than the shortest backoff, so the
+        # heartbeat must come at least twice inside that window or live work gets stolen.
+        if self.heartbeat_ms * 2 > min(self.retry_backoff_ms):
+            raise SettingsError(
+                "MODOMO_HEARTBEAT_MS: must be at most half the shortest retry backoff "
+                f"({min(self.retry_backoff_ms)} ms), got {self.heartbeat_ms}"
+            )
+        if self.lock_ttl_ms <= self.heartbeat_ms * 2:
+            raise SettingsError("MODOMO_LOCK_TTL_MS: must be more than twice MODOMO_HEARTBEAT_MS")
+        scheme = urlsplit(self.redis_url).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError(
+                f"MODOMO_REDIS_URL: expected redis://, rediss:// or unix://, got {self.redis_url!r}"
+            )
+        if ":" in self.redis_prefix or not self.redis_prefix:
+            raise SettingsError("MODOMO_REDIS_PREFIX: must be non-empty and contain no ':'")
+
+    @property
+    def redis_url_redacted(self) -> str:
+        """``redis_url`` with any password replaced, for messages and logs."""
+        return redact_url(self.redis_url)
+
+    def backoff_ms(self, deliveries: int) -> int:
+        """Idle time a task must reach after ``deliveries`` deliveries before the next one."""
+        index = min(max(deliveries, 1), len(self.retry_backoff_ms)) - 1
+        return self.retry_backoff_ms[index]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every ``MODOMO_*`` variable; ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for name in cls.__struct_fields__:
+            var = f"MODOMO_{name.upper()}"
+            if var in env:
+                values[name] = _parse(var, env[var], hints[name])
+        values.update(overrides)
+        try:
+            return cls(**values)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(str(exc)) from exc
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    netloc = f"{user}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _parse(var: str, raw: str, hint: Any) -> Any:
+    raw = raw.strip()
+    try:
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint == tuple[int, ...]:
+            return tuple(int(part) for part in raw.split(",") if part.strip())
+        if getattr(hint, "__origin__", None) is Literal:
+            allowed = get_args(hint)
+            if raw not in allowed:
+                raise ValueError(f"expected one of {', '.join(allowed)}")
+            return raw
+    except ValueError as exc:
+        kind = getattr(hint, "__name__", str(hint))
+        reason = str(exc) if "expected" in str(exc) else f"expected {kind}"
+        raise SettingsError(f"{var}: {reason}, got {raw!r}") from None
+    return raw

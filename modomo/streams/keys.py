@@ -1,0 +1,57 @@
+"""Every Redis key Modomo uses, built from one prefix (``modomo`` by default)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+GPU_GROUP = "gpu-workers"
+"""The consumer group of the scene task queue."""
+
+TASK_FIELD = b"task"
+"""Field of a queue entry holding the encoded scene task."""
+
+EVENT_FIELD = b"event"
+"""Field of a log or job-stream entry holding the encoded event."""
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix; tests use a fresh prefix each instead of flushing Redis."""
+
+    prefix: str = "modomo"
+
+    @property
+    def events(self) -> str:
+        """The whole event log, read in order by every projector."""
+        return f"{self.prefix}:events"
+
+    @property
+    def queue(self) -> str:
+        """One entry per scene task; consumed by the ``gpu-workers`` group."""
+        return f"{self.prefix}:jobs:queue"
+
+    @property
+    def dead(self) -> str:
+        """Scene tasks that failed every attempt, or could not be read at all."""
+        return f"{self.prefix}:jobs:dead"
+
+    def job_events(self, job_id: str) -> str:
+        """One job's progress and result events, served over SSE."""
+        return f"{self.prefix}:jobs:events:{job_id}"
+
+    def lock(self, scene_id: str) -> str:
+        """The worker that owns a scene right now (string with a TTL)."""
+        return f"{self.prefix}:locks:{scene_id}"
+
+    def attempts(self, entry_id: str) -> str:
+        """Errors of each failed delivery of one queue entry, kept until it ends."""
+        return f"{self.prefix}:jobs:attempts:{entry_id}"
+
+    def done(self, job_id: str) -> str:
+        """Scenes of a job whose results are in the log: a redelivery of one is only acked."""
+        return f"{self.prefix}:jobs:done:{job_id}"
+
+    @property
+    def dead_by_reason(self) -> str:
+        """Hash: how many tasks went dead for each reason since the stream was created."""
+        return f"{self.prefix}:jobs:dead:reasons"

@@ -1,0 +1,104 @@
+"""Helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from modomo.domain.codec import CODEC
+from modomo.domain.events import Event, JobCreated
+from modomo.domain.stages import SceneTask
+from modomo.settings import Settings
+from modomo.streams.keys import EVENT_FIELD, Keys
+from modomo.streams.log import Appended, EventLog
+from modomo.streams.worker import Handler, Worker
+from tests.integration.handlers import calls_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def enqueue(redis: Redis, settings: Settings, scene_ids: Sequence[str],
+                  job_id: str | None = None) -> tuple[str, Appended]:
+    """Create a job over ``scene_ids`` and enqueue one task per scene, atomically."""
+    job_id = job_id or str(uuid.uuid4())
+    created = JobCreated(job_id=job_id, dataset_id="d", scene_ids=tuple(scene_ids))
+    tasks = [SceneTask(job_id=job_id, scene_id=s, r2_key_original=f"scenes/{s}.jpg")
+             for s in scene_ids]
+    appended = await EventLog(redis, Keys(settings.redis_prefix)).append([created], tasks)
+    return job_id, appended
+
+
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 20.0,
+                   what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def job_events(redis: Redis, settings: Settings, job_id: str) -> list[Event]:
+    rows: Any = await redis.xrange(Keys(settings.redis_prefix).job_events(job_id))
+    return [CODEC.decode(fields[EVENT_FIELD]) for _, fields in rows]
+
+
+async def log_events(redis: Redis, settings: Settings) -> list[Event]:
+    rows: Any = await redis.xrange(Keys(settings.redis_prefix).events)
+    return [CODEC.decode(fields[EVENT_FIELD]) for _, fields in rows]
+
+
+async def calls(redis: Redis, settings: Settings, scene_id: str) -> list[tuple[float, int, int]]:
+    """Every handler call for ``scene_id``: (monotonic time, attempt, pid)."""
+    raw: Any = await redis.lrange(calls_key(settings.redis_prefix, scene_id), 0, -1)
+    out = []
+    for item in raw:
+        t, attempt, pid = item.decode().split()
+        out.append((float(t), int(attempt), int(pid)))
+    return out
+
+
+@asynccontextmanager
+async def running(redis: Redis, settings: Settings, handler: Handler,
+                  concurrency: int = 1, name: str | None = None) -> AsyncIterator[Worker]:
+    """A worker in this process, stopped cleanly on exit."""
+    worker = Worker(redis, settings, handler, concurrency=concurrency, name=name)
+    await worker.queue.ensure_group()
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 15)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    for name, value in msgspec.structs.asdict(settings).items():
+        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        env[f"MODOMO_{name.upper()}"] = text
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def spawn_worker(settings: Settings, **extra_env: str) -> subprocess.Popen[bytes]:
+    """A worker process running the scene-id-driven test handler; waits until it is ready."""
+    env = settings_env(settings) | extra_env
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.worker_proc"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.strip() == b"ready", f"worker did not start: {line!r}"
+    return proc
