@@ -14,9 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from redis.exceptions import AuthenticationError
+from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 
 from modomo.logs import configure_logging
 from modomo.settings import Settings, SettingsError
@@ -63,9 +62,14 @@ async def _dead_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         for item in dead:
             row = {
-                "id": item.id, "job_id": item.job_id, "scene_id": item.scene_id,
-                "reason": item.reason, "attempts": item.attempts, "error": item.error,
-                "age_s": round(item.age_s(now), 1), "errors": item.errors,
+                "id": item.id,
+                "job_id": item.job_id,
+                "scene_id": item.scene_id,
+                "reason": item.reason,
+                "attempts": item.attempts,
+                "error": item.error,
+                "age_s": round(item.age_s(now), 1),
+                "errors": item.errors,
             }
             sys.stdout.write(msgspec.json.encode(row).decode() + "\n")
         return 0
@@ -74,8 +78,10 @@ async def _dead_list(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     print(f"{'id':<17} {'scene':<36} {'attempts':>8} {'age':>8}  last error")
     for item in dead:
-        print(f"{item.id:<17} {item.scene_id or '-':<36} {item.attempts:>8} "
-              f"{_age(item.age_s(now)):>8}  {item.error[:100]}")
+        print(
+            f"{item.id:<17} {item.scene_id or '-':<36} {item.attempts:>8} "
+            f"{_age(item.age_s(now)):>8}  {item.error[:100]}"
+        )
     return 0
 
 
@@ -145,12 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(run(args, settings))
     except RedisConnectionError as exc:
-        print(f"modomo: cannot reach Redis at {settings.redis_url_redacted}: {exc}",
-              file=sys.stderr)
+        print(
+            f"modomo: cannot reach Redis at {settings.redis_url_redacted}: {exc}", file=sys.stderr
+        )
         return 1
     except AuthenticationError as exc:
-        print(f"modomo: Redis at {settings.redis_url_redacted} refused the credentials: {exc}",
-              file=sys.stderr)
+        print(
+            f"modomo: Redis at {settings.redis_url_redacted} refused the credentials: {exc}",
+            file=sys.stderr,
+        )
         return 1
     except RedisError as exc:
         print(f"modomo: Redis refused the operation: {exc}", file=sys.stderr)

@@ -341,10 +341,7 @@ Event = (
 )
 """Every event type; the one union the log decoder is built for."""
 
-EVENT_TYPES: dict[str, type[EventBase]] = {
-    cls.__struct_config__.tag: cls
-    for cls in Event.__args__
-}
+EVENT_TYPES: dict[str, type[EventBase]] = {cls.__struct_config__.tag: cls for cls in Event.__args__}
 """Tag → class, for everything that dispatches on the ``type`` field."""
 
 

@@ -68,7 +68,10 @@ def apply_scene(state: SceneState, event: EventBase) -> SceneState:
     if isinstance(event, SceneRequeued):
         if state.status == "failed" and event.prior_attempts >= state.attempt:
             return msgspec.structs.replace(
-                state, status="queued", attempt=event.prior_attempts, phase=_REQUEUED,
+                state,
+                status="queued",
+                attempt=event.prior_attempts,
+                phase=_REQUEUED,
                 stages=frozenset(),
             )
         return state

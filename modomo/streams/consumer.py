@@ -2,22 +2,33 @@
 
 Reads up to ``batch`` entries per XREADGROUP (BLOCK while idle), hands each decoded entry
 to the handler and acks every entry whose handler returned, in one XACK per batch. An
-entry whose handler raised stays pending, to be claimed again; an entry that cannot be
-decoded is passed to ``on_undecodable`` and acked, so one bad entry never stops the loop.
+entry whose handler raised stays pending, unacked, for its owner to inspect or claim
+(this loop does not retry it itself); an entry that cannot be decoded is passed to
+``on_undecodable`` and acked, so one bad entry never stops the loop.
+
+With ``read_ahead``, while a full batch is being handled the next one is already being
+read, and acks are sent without waiting for their reply: Redis works while Python does.
+Entries then wait at most one batch's handling time in the pending list, which suits
+handlers that take microseconds; the GPU worker reads one task at a time instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 import structlog
+from hiredis import pack_command
 from redis.asyncio import Redis
+from redis.asyncio.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 T = TypeVar("T")
+_Reply = Literal["read", "ack"]
 
 
 class BatchConsumer(Generic[T]):
@@ -35,6 +46,7 @@ class BatchConsumer(Generic[T]):
         field: bytes,
         batch: int = 100,
         block_ms: int = 1000,
+        read_ahead: bool = False,
         on_undecodable: Callable[[str, dict[bytes, bytes], str], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
@@ -45,9 +57,12 @@ class BatchConsumer(Generic[T]):
         self.field = field
         self.batch = batch
         self.block_ms = block_ms
+        self.read_ahead = read_ahead
         self.on_undecodable = on_undecodable
         self._decoder = msgspec.json.Decoder(type_)
         self._stopping = asyncio.Event()
+        self._conn: AbstractConnection | None = None
+        self._expected: deque[_Reply] = deque()
         self.acked = 0
         self._log = structlog.get_logger("modomo.consumer").bind(stream=stream, group=group)
 
@@ -63,37 +78,137 @@ class BatchConsumer(Generic[T]):
                 raise
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`."""
+        """Consume until :meth:`stop`; a lost connection is re-opened after a pause."""
         await self.ensure_group()
-        while not self._stopping.is_set():
-            await self.run_once()
+        try:
+            # A batch read ahead before stop() was called is handled before returning.
+            while not self._stopping.is_set() or "read" in self._expected:
+                try:
+                    await self.run_once()
+                except RedisConnectionError as exc:
+                    self._log.warning("connection_lost", error=str(exc))
+                    await self._drop_connection()
+                    if not self._stopping.is_set():
+                        await asyncio.sleep(1.0)
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        """Wait for outstanding replies, then give the held connection back to the pool."""
+        if self._conn is None:
+            return
+        try:
+            while self._expected:
+                await self._reply()
+        finally:
+            await self.redis.connection_pool.release(self._conn)
+            self._conn = None
+
+    async def _drop_connection(self) -> None:
+        self._expected.clear()
+        if self._conn is not None:
+            await self._conn.disconnect()
+            await self.redis.connection_pool.release(self._conn)
+            self._conn = None
+
+    async def _send(self, kind: _Reply, *args: bytes | str | int) -> None:
+        # One connection held for the loop, commands packed by hiredis and replies left
+        # raw: redis-py's per-entry reply parsing and Python packing of thousands of ids
+        # cost more than the server's own work for a batch.
+        if self._conn is None:
+            self._conn = await self.redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+        await self._conn.send_packed_command(pack_command(args), check_health=False)  # type: ignore[arg-type]
+        self._expected.append(kind)
+
+    async def _reply(self) -> tuple[_Reply, Any]:
+        assert self._conn is not None
+        kind = self._expected.popleft()
+        reply = await self._conn.read_response()
+        if isinstance(reply, ResponseError):
+            raise reply
+        return kind, reply
+
+    async def _read_batch(self) -> Any:
+        """The reply to the oldest XREADGROUP sent, sending one first if none is out."""
+        if "read" not in self._expected:
+            await self._send(
+                "read",
+                b"XREADGROUP",
+                b"GROUP",
+                self.group,
+                self.consumer,
+                b"COUNT",
+                self.batch,
+                b"BLOCK",
+                self.block_ms,
+                b"STREAMS",
+                self.stream,
+                b">",
+            )
+        while True:
+            kind, reply = await self._reply()
+            if kind == "read":
+                return reply
 
     async def run_once(self) -> int:
-        """Read and handle one batch; returns how many entries were acked."""
-        reply: Any = await self.redis.xreadgroup(
-            self.group, self.consumer, {self.stream: ">"}, count=self.batch, block=self.block_ms
-        )
+        """Read and handle one batch; returns how many entries it acked."""
+        reply = await self._read_batch()
         if not reply:
             return 0
+        # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
+        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+        if self.read_ahead and len(entries) == self.batch and not self._stopping.is_set():
+            # A full batch means a backlog: fetch the next one (without BLOCK) meanwhile.
+            await self._send(
+                "read",
+                b"XREADGROUP",
+                b"GROUP",
+                self.group,
+                self.consumer,
+                b"COUNT",
+                self.batch,
+                b"STREAMS",
+                self.stream,
+                b">",
+            )
+        ok = await self._handle(entries)
+        if ok:
+            await self._send("ack", b"XACK", self.stream, self.group, *ok)
+            if not self.read_ahead:
+                await self._reply()
+        self.acked += len(ok)
+        return len(ok)
+
+    async def _handle(self, entries: list[tuple[bytes, list[bytes]]]) -> list[bytes]:
         ok: list[bytes] = []
-        for entry_id, fields in reply[0][1]:
+        field = self.field
+        decode = self._decoder.decode
+        for entry_id, flat in entries:
+            payload = flat[1] if flat and flat[0] == field else _lookup(flat, field)
             try:
-                value = self._decoder.decode(fields[self.field])
+                if payload is None:
+                    raise KeyError(field)
+                value = decode(payload)
             except (KeyError, msgspec.DecodeError) as exc:
-                reason = f"missing field {self.field!r}" if isinstance(exc, KeyError) else str(exc)
+                reason = f"missing field {field!r}" if isinstance(exc, KeyError) else str(exc)
                 self._log.error("entry_undecodable", entry_id=entry_id, error=reason)
                 if self.on_undecodable is not None:
-                    await self.on_undecodable(entry_id.decode(), dict(fields), reason)
+                    fields = dict(zip(flat[::2], flat[1::2], strict=True))
+                    await self.on_undecodable(entry_id.decode(), fields, reason)
                 ok.append(entry_id)
                 continue
             try:
                 await self.handler(entry_id.decode(), value)
             except Exception as exc:
-                # Left pending: a reclaimer hands it out again after its backoff.
+                # Left pending and unacked: never lost, visible in XPENDING.
                 self._log.warning("handler_failed", entry_id=entry_id, error=repr(exc))
                 continue
             ok.append(entry_id)
-        if ok:
-            await self.redis.xack(self.stream, self.group, *ok)
-        self.acked += len(ok)
-        return len(ok)
+        return ok
+
+
+def _lookup(flat: list[bytes], field: bytes) -> bytes | None:
+    for i in range(0, len(flat) - 1, 2):
+        if flat[i] == field:
+            return flat[i + 1]
+    return None

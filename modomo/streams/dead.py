@@ -100,10 +100,11 @@ class DeadLetters:
                 f"dead task {entry_id} is not a scene task ({exc}); it cannot be retried"
             ) from None
         task = msgspec.structs.replace(task, prior_attempts=task.prior_attempts + dead.attempts)
-        event = SceneRequeued(job_id=task.job_id, scene_id=task.scene_id,
-                              prior_attempts=task.prior_attempts)
+        event = SceneRequeued(
+            job_id=task.job_id, scene_id=task.scene_id, prior_attempts=task.prior_attempts
+        )
         async with self.redis.pipeline(transaction=True) as pipe:
-            staged = self.log.stage(pipe, [event], [task])
+            staged = await self.log.stage(pipe, [event], [task])
             pipe.xdel(self.keys.dead, entry_id)
             replies = await pipe.execute()
         return staged.read(replies).task_ids[0]

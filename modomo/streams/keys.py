@@ -8,10 +8,10 @@ GPU_GROUP = "gpu-workers"
 """The consumer group of the scene task queue."""
 
 TASK_FIELD = b"task"
-"""Field of a queue entry holding the encoded scene task."""
+"""Field of a queue entry holding the encoded scene task (also named in log.py's script)."""
 
 EVENT_FIELD = b"event"
-"""Field of a log or job-stream entry holding the encoded event."""
+"""Field of a log or job-stream entry holding the encoded event (also in log.py's script)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,26 +1,49 @@
 """Appending events: the log and each job's stream, in one MULTI/EXEC.
 
 An event that belongs to a job (:func:`~modomo.domain.events.job_of`) is written to
-``<prefix>:events`` and to ``<prefix>:jobs:events:<job_id>`` in the same transaction, so the
-two never disagree; scene tasks can ride in the same transaction, so a job is never
-recorded but half enqueued, nor enqueued but not recorded.
+``<prefix>:events`` and to ``<prefix>:jobs:events:<job_id>`` in the same atomic step, so the
+two never disagree; scene tasks can ride in the same step, so a job is never recorded but
+half enqueued, nor enqueued but not recorded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from modomo.domain.codec import CODEC, EventCodec
 from modomo.domain.events import EventBase, job_of
 from modomo.domain.stages import SceneTask
-from modomo.streams.keys import EVENT_FIELD, TASK_FIELD, Keys
+from modomo.streams import raw
+from modomo.streams.keys import Keys
 
 _task_encoder = msgspec.json.Encoder()
+
+_APPEND = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 0, n - 1 do
+  local payload = ARGV[3 + 2 * i]
+  out[#out + 1] = redis.call('XADD', KEYS[1], '*', 'event', payload)
+  local job = tonumber(ARGV[2 + 2 * i])
+  if job > 0 then
+    out[#out + 1] = redis.call('XADD', KEYS[2 + job], '*', 'event', payload)
+  end
+end
+for i = 2 + 2 * n, #ARGV do
+  out[#out + 1] = redis.call('XADD', KEYS[2], '*', 'task', ARGV[i])
+end
+return out
+"""
+"""KEYS: the log, the queue, then each job stream once. ARGV: the number of events, then
+per event (index of its job stream in KEYS from 1, or 0; payload), then task payloads.
+Returns the new entry ids in the order they were written."""
 
 
 @dataclass(slots=True)
@@ -35,76 +58,96 @@ class Appended:
     """Id in ``<prefix>:jobs:queue`` of each task."""
 
 
-class _Staged:
-    """Which reply of the transaction belongs to which event or task."""
+class Staged:
+    """Reads the entry ids of one staged append out of the transaction's replies."""
 
-    __slots__ = ("first", "has_job", "tasks")
+    __slots__ = ("has_job", "position")
 
-    def __init__(self, first: int, has_job: list[bool], tasks: int) -> None:
-        self.first = first
+    def __init__(self, position: int, has_job: list[bool]) -> None:
+        self.position = position
         self.has_job = has_job
-        self.tasks = tasks
 
-    def read(self, replies: Sequence[object]) -> Appended:
+    def read(self, replies: Sequence[Any]) -> Appended:
+        return self.parse(replies[self.position])
+
+    def parse(self, ids: Sequence[bytes]) -> Appended:
         out = Appended()
-        position = self.first
+        it = iter(ids)
         for has_job in self.has_job:
-            out.log_ids.append(_text(replies[position]))
-            position += 1
-            if has_job:
-                out.job_ids.append(_text(replies[position]))
-                position += 1
-            else:
-                out.job_ids.append(None)
-        for _ in range(self.tasks):
-            out.task_ids.append(_text(replies[position]))
-            position += 1
+            out.log_ids.append(next(it).decode())
+            out.job_ids.append(next(it).decode() if has_job else None)
+        out.task_ids.extend(entry_id.decode() for entry_id in it)
         return out
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class EventLog:
-    """Appends events (and optionally scene tasks) atomically."""
+    """Appends events (and optionally scene tasks) atomically.
+
+    The writes of one append run as one server-side script: like MULTI/EXEC they are
+    atomic (no other client's command runs between them), and one round trip carries any
+    number of events, which is what makes batches fast (see ``bench/streams.py``).
+    """
 
     def __init__(self, redis: Redis, keys: Keys, codec: EventCodec = CODEC) -> None:
         self.redis = redis
         self.keys = keys
         self.codec = codec
+        self._script = redis.register_script(_APPEND)
 
-    def stage(
+    def _arguments(
+        self, events: Sequence[EventBase], tasks: Sequence[SceneTask]
+    ) -> tuple[list[str], list[Any], list[bool]]:
+        keys = [self.keys.events, self.keys.queue]
+        job_index: dict[str, int] = {}
+        args: list[Any] = [len(events)]
+        has_job: list[bool] = []
+        encode = self.codec.encode
+        for event in events:
+            job_id = job_of(event)
+            if job_id is None:
+                args.append(0)
+            else:
+                index = job_index.get(job_id)
+                if index is None:
+                    index = job_index[job_id] = len(job_index) + 1
+                    keys.append(self.keys.job_events(job_id))
+                args.append(index)
+            args.append(encode(event))
+            has_job.append(job_id is not None)
+        args.extend(_task_encoder.encode(task) for task in tasks)
+        return keys, args, has_job
+
+    async def stage(
         self,
         pipe: Pipeline,
         events: Sequence[EventBase],
         tasks: Sequence[SceneTask] = (),
-    ) -> _Staged:
-        """Queue the XADDs of ``events`` and ``tasks`` on an open transaction ``pipe``.
+    ) -> Staged:
+        """Queue the append of ``events`` and ``tasks`` on an open transaction ``pipe``.
 
         Lets callers put other commands (an XACK, a SADD) in the same MULTI; pass the
         transaction's replies to the returned object's ``read`` to get the entry ids.
         """
-        first = len(pipe.command_stack)
-        has_job: list[bool] = []
-        for event in events:
-            payload = {EVENT_FIELD: self.codec.encode(event)}
-            pipe.xadd(self.keys.events, payload)  # type: ignore[arg-type]
-            job_id = job_of(event)
-            if job_id is not None:
-                pipe.xadd(self.keys.job_events(job_id), payload)  # type: ignore[arg-type]
-            has_job.append(job_id is not None)
-        for task in tasks:
-            pipe.xadd(self.keys.queue, {TASK_FIELD: _task_encoder.encode(task)})
-        return _Staged(first, has_job, len(tasks))
+        keys, args, has_job = self._arguments(events, tasks)
+        position = len(pipe.command_stack)
+        await self._script(keys=keys, args=args, client=pipe)
+        return Staged(position, has_job)
 
     async def append(
         self, events: Sequence[EventBase], tasks: Sequence[SceneTask] = ()
     ) -> Appended:
-        """Append ``events`` (and enqueue ``tasks``) in one MULTI/EXEC; all or nothing."""
+        """Append ``events`` (and enqueue ``tasks``) atomically; all or nothing."""
         if not events and not tasks:
             return Appended()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            staged = self.stage(pipe, events, tasks)
-            replies = await pipe.execute()
-        return staged.read(replies)
+        keys, args, has_job = self._arguments(events, tasks)
+        try:
+            ids = await raw.execute(
+                self.redis, b"EVALSHA", self._script.sha, len(keys), *keys, *args
+            )
+        except NoScriptError:
+            # A restarted or failed-over server has an empty script cache.
+            await self.redis.script_load(_APPEND)
+            ids = await raw.execute(
+                self.redis, b"EVALSHA", self._script.sha, len(keys), *keys, *args
+            )
+        return Staged(0, has_job).parse(ids)

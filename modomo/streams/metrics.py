@@ -12,11 +12,10 @@ if TYPE_CHECKING:
 
 TASKS_STARTED = Counter("modomo_tasks_started", "Scene task deliveries that began work")
 TASKS_SUCCEEDED = Counter("modomo_tasks_succeeded", "Scene tasks finished and acked")
-TASKS_FAILED = Counter(
-    "modomo_tasks_failed", "Scene task attempts that raised", ["will_retry"]
-)
+TASKS_FAILED = Counter("modomo_tasks_failed", "Scene task attempts that raised", ["will_retry"])
 TASKS_DEAD = Counter(
-    "modomo_tasks_dead_lettered", "Scene tasks moved to the dead stream by this process",
+    "modomo_tasks_dead_lettered",
+    "Scene tasks moved to the dead stream by this process",
     ["reason"],
 )
 TASKS_RECLAIMED = Counter(
@@ -24,7 +23,8 @@ TASKS_RECLAIMED = Counter(
 )
 TASKS_IN_FLIGHT = Gauge("modomo_tasks_in_flight", "Scene tasks being worked on now")
 TASK_SECONDS = Histogram(
-    "modomo_task_duration_seconds", "Wall time of a successful scene task",
+    "modomo_task_duration_seconds",
+    "Wall time of a successful scene task",
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
 QUEUE_LENGTH = Gauge("modomo_queue_length", "Entries in the scene task stream")

@@ -156,7 +156,7 @@ class TaskQueue:
         pipe.xack(self.keys.queue, self.group, entry_id)
         pipe.delete(self.keys.attempts(entry_id))
 
-    def stage_dead(
+    async def stage_dead(
         self,
         pipe: Pipeline,
         entry: Entry,
@@ -183,21 +183,26 @@ class TaskQueue:
         else:
             # Keep whatever the garbage entry held, so an operator can see what it was.
             fields[b"raw"] = _errors_encoder.encode(
-                {k.decode(errors="replace"): v.decode(errors="replace")
-                 for k, v in entry.fields.items()}
+                {
+                    k.decode(errors="replace"): v.decode(errors="replace")
+                    for k, v in entry.fields.items()
+                }
             )
         pipe.xadd(self.keys.dead, fields)  # type: ignore[arg-type]
         pipe.hincrby(self.keys.dead_by_reason, reason, 1)
         self.stage_ack(pipe, entry.id)
         if events:
-            self.log.stage(pipe, events)
+            await self.log.stage(pipe, events)
 
     async def dead_letter_undecodable(self, entry: Entry, reason: str) -> None:
         """Move an entry that is no scene task to the dead stream, with the reason."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            self.stage_dead(
-                pipe, entry, reason=UNDECODABLE,
-                errors=[AttemptError(attempt=0, error=reason)], task=None,
+            await self.stage_dead(
+                pipe,
+                entry,
+                reason=UNDECODABLE,
+                errors=[AttemptError(attempt=0, error=reason)],
+                task=None,
             )
             await pipe.execute()
 

@@ -23,7 +23,6 @@ import secrets
 import signal
 import socket
 import time
-from typing import Any
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -248,10 +247,16 @@ class Worker:
         )
         async with self.redis.pipeline(transaction=True) as pipe:
             self.queue.stage_error(pipe, pending.id, error, self.settings.attempts_ttl_s)
-            self.events.stage(pipe, [_failed(task, attempt, error.error, will_retry=True)])
+            await self.events.stage(pipe, [_failed(task, attempt, error.error, will_retry=True)])
             await pipe.execute()
-        self._log.warning("task_abandoned", entry_id=pending.id, error=error.error,
-                          job_id=task.job_id, scene_id=task.scene_id, attempt=attempt)
+        self._log.warning(
+            "task_abandoned",
+            entry_id=pending.id,
+            error=error.error,
+            job_id=task.job_id,
+            scene_id=task.scene_id,
+            attempt=attempt,
+        )
 
     async def _dead_after_abandon(self, pending: Pending) -> None:
         """The last delivery ended without a word (its worker died): dead-letter it."""
@@ -264,30 +269,41 @@ class Worker:
             return
         errors = await self.queue.errors(pending.id)
         if len(errors) < pending.deliveries:
-            errors.append(AttemptError(
-                attempt=task.prior_attempts + pending.deliveries,
-                error=f"worker {pending.consumer} stopped responding "
-                      f"(idle {pending.idle_ms} ms)",
-                consumer=pending.consumer,
-            ))
+            errors.append(
+                AttemptError(
+                    attempt=task.prior_attempts + pending.deliveries,
+                    error=f"worker {pending.consumer} stopped responding "
+                    f"(idle {pending.idle_ms} ms)",
+                    consumer=pending.consumer,
+                )
+            )
         await self._dead_letter(entry, task, errors)
 
-    async def _dead_letter(
-        self, entry: Entry, task: SceneTask, errors: list[AttemptError]
-    ) -> None:
+    async def _dead_letter(self, entry: Entry, task: SceneTask, errors: list[AttemptError]) -> None:
         last = errors[-1]
         events = [
             _failed(task, last.attempt, last.error, will_retry=False),
-            SceneDeadLettered(job_id=task.job_id, scene_id=task.scene_id,
-                              attempt=last.attempt, errors=tuple(errors)),
+            SceneDeadLettered(
+                job_id=task.job_id,
+                scene_id=task.scene_id,
+                attempt=last.attempt,
+                errors=tuple(errors),
+            ),
         ]
         async with self.redis.pipeline(transaction=True) as pipe:
-            self.queue.stage_dead(pipe, entry, reason=EXHAUSTED, errors=errors, task=task,
-                                  events=events)
+            await self.queue.stage_dead(
+                pipe, entry, reason=EXHAUSTED, errors=errors, task=task, events=events
+            )
             await pipe.execute()
         metrics.TASKS_DEAD.labels(reason=EXHAUSTED).inc()
-        self._log.error("task_dead", entry_id=entry.id, job_id=task.job_id,
-                        scene_id=task.scene_id, attempts=len(errors), error=last.error)
+        self._log.error(
+            "task_dead",
+            entry_id=entry.id,
+            job_id=task.job_id,
+            scene_id=task.scene_id,
+            attempts=len(errors),
+            error=last.error,
+        )
 
     async def _dead_undecodable(self, entry: Entry, reason: str) -> None:
         await self.queue.dead_letter_undecodable(entry, reason)
@@ -301,8 +317,9 @@ class Worker:
             await self._dead_undecodable(entry, str(exc))
             return
         delivery = Delivery(entry.id, task, deliveries)
-        log = self._log.bind(job_id=task.job_id, scene_id=task.scene_id,
-                             attempt=delivery.attempt, entry_id=entry.id)
+        log = self._log.bind(
+            job_id=task.job_id, scene_id=task.scene_id, attempt=delivery.attempt, entry_id=entry.id
+        )
         ctx = TaskContext(delivery=delivery, log=log, events=self.events)
         lock_key = self.keys.lock(task.scene_id)
         token = f"{self.name}:{entry.id}"
@@ -318,8 +335,14 @@ class Worker:
                 log.info("task_already_done")
                 return
             await self.events.append(
-                [SceneStarted(job_id=task.job_id, scene_id=task.scene_id,
-                              attempt=delivery.attempt, worker=self.name)]
+                [
+                    SceneStarted(
+                        job_id=task.job_id,
+                        scene_id=task.scene_id,
+                        attempt=delivery.attempt,
+                        worker=self.name,
+                    )
+                ]
             )
             metrics.TASKS_STARTED.inc()
             started = time.perf_counter()
@@ -336,8 +359,7 @@ class Worker:
             await asyncio.gather(keep_alive, return_exceptions=True)
             await self.locks.release(lock_key, token)
 
-    async def _lock(self, key: str, token: str, log: structlog.typing.FilteringBoundLogger
-                    ) -> bool:
+    async def _lock(self, key: str, token: str, log: structlog.typing.FilteringBoundLogger) -> bool:
         """Take the scene lock, waiting while another worker holds it."""
         waited = False
         while not await self.locks.acquire(key, token, self.settings.lock_ttl_ms):
@@ -349,8 +371,9 @@ class Worker:
             await asyncio.sleep(min(0.2, self.settings.heartbeat_ms / 1000))
         return True
 
-    async def _keep_alive_loop(self, entry_id: str, lock_key: str, token: str,
-                               ctx: TaskContext) -> None:
+    async def _keep_alive_loop(
+        self, entry_id: str, lock_key: str, token: str, ctx: TaskContext
+    ) -> None:
         interval = self.settings.heartbeat_ms / 1000
         while True:
             await asyncio.sleep(interval)
@@ -359,8 +382,9 @@ class Worker:
                 ctx.lost.set()
                 ctx.log.warning("task_claimed_elsewhere")
 
-    def _refresh(self, client: Redis | Pipeline, entry_id: str, lock_key: str, token: str
-                 ) -> Awaitable[int]:
+    def _refresh(
+        self, client: Redis | Pipeline, entry_id: str, lock_key: str, token: str
+    ) -> Awaitable[int]:
         return self._keep_alive(
             keys=[self.keys.queue, lock_key],
             args=[self.queue.group, self.name, entry_id, token, self.settings.lock_ttl_ms],
@@ -371,7 +395,7 @@ class Worker:
         task = ctx.delivery.task
         done_key = self.keys.done(task.job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            self.events.stage(pipe, final)
+            await self.events.stage(pipe, final)
             pipe.sadd(done_key, task.scene_id)
             pipe.expire(done_key, self.settings.attempts_ttl_s)
             self.queue.stage_ack(pipe, ctx.delivery.entry_id)
@@ -384,20 +408,26 @@ class Worker:
         error = AttemptError(attempt=delivery.attempt, error=describe(exc), consumer=self.name)
         will_retry = delivery.deliveries < self.settings.max_attempts
         metrics.TASKS_FAILED.labels(will_retry=str(will_retry).lower()).inc()
-        ctx.log.warning("task_failed", error=error.error, will_retry=will_retry,
-                        exc_info=exc)
+        ctx.log.warning("task_failed", error=error.error, will_retry=will_retry, exc_info=exc)
         if not will_retry:
             errors = [*await self.queue.errors(delivery.entry_id), error]
             await self._dead_letter(entry, task, errors)
             return
         async with self.redis.pipeline(transaction=True) as pipe:
             self.queue.stage_error(pipe, delivery.entry_id, error, self.settings.attempts_ttl_s)
-            self.events.stage(pipe, [_failed(task, delivery.attempt, error.error, will_retry)])
+            await self.events.stage(
+                pipe, [_failed(task, delivery.attempt, error.error, will_retry)]
+            )
             # Restart the entry's idle clock so the backoff counts from this failure.
             await self._refresh(pipe, delivery.entry_id, self.keys.lock(task.scene_id), "")
             await pipe.execute()
 
 
 def _failed(task: SceneTask, attempt: int, error: str, will_retry: bool) -> SceneFailed:
-    return SceneFailed(job_id=task.job_id, scene_id=task.scene_id, attempt=attempt,
-                       error=error, will_retry=will_retry)
+    return SceneFailed(
+        job_id=task.job_id,
+        scene_id=task.scene_id,
+        attempt=attempt,
+        error=error,
+        will_retry=will_retry,
+    )

@@ -43,14 +43,16 @@ async def behave(ctx: TaskContext) -> Sequence[EventBase]:
     scene = task.scene_id
     if scene.startswith("fail-"):
         raise RuntimeError(f"stage detect exploded on call {count}")
-    if match := re.match(r"flaky(\d+)-", scene):
-        if count <= int(match.group(1)):
-            raise RuntimeError(f"transient failure {count}")
+    if (match := re.match(r"flaky(\d+)-", scene)) and count <= int(match.group(1)):
+        raise RuntimeError(f"transient failure {count}")
     if scene.startswith("slow-"):
         await asyncio.sleep(SLOW_S)
     if scene.startswith("block-"):
-        time.sleep(BLOCK_S)
+        time.sleep(BLOCK_S)  # noqa: ASYNC251 - a stalled worker is the point
     if scene.startswith("poison-") or (scene.startswith("kill-") and count == 1):
         os.kill(os.getpid(), signal.SIGKILL)
-    return [SceneCompleted(job_id=task.job_id, scene_id=scene, attempt=ctx.delivery.attempt,
-                           objects=count)]
+    return [
+        SceneCompleted(
+            job_id=task.job_id, scene_id=scene, attempt=ctx.delivery.attempt, objects=count
+        )
+    ]

@@ -28,23 +28,26 @@ from tests.integration.handlers import calls_key
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def enqueue(redis: Redis, settings: Settings, scene_ids: Sequence[str],
-                  job_id: str | None = None) -> tuple[str, Appended]:
+async def enqueue(
+    redis: Redis, settings: Settings, scene_ids: Sequence[str], job_id: str | None = None
+) -> tuple[str, Appended]:
     """Create a job over ``scene_ids`` and enqueue one task per scene, atomically."""
     job_id = job_id or str(uuid.uuid4())
     created = JobCreated(job_id=job_id, dataset_id="d", scene_ids=tuple(scene_ids))
-    tasks = [SceneTask(job_id=job_id, scene_id=s, r2_key_original=f"scenes/{s}.jpg")
-             for s in scene_ids]
+    tasks = [
+        SceneTask(job_id=job_id, scene_id=s, r2_key_original=f"scenes/{s}.jpg") for s in scene_ids
+    ]
     appended = await EventLog(redis, Keys(settings.redis_prefix)).append([created], tasks)
     return job_id, appended
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 20.0,
-                   what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], within: float = 20.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + within
     while not await check():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.05)
 
 
@@ -69,8 +72,13 @@ async def calls(redis: Redis, settings: Settings, scene_id: str) -> list[tuple[f
 
 
 @asynccontextmanager
-async def running(redis: Redis, settings: Settings, handler: Handler,
-                  concurrency: int = 1, name: str | None = None) -> AsyncIterator[Worker]:
+async def running(
+    redis: Redis,
+    settings: Settings,
+    handler: Handler,
+    concurrency: int = 1,
+    name: str | None = None,
+) -> AsyncIterator[Worker]:
     """A worker in this process, stopped cleanly on exit."""
     worker = Worker(redis, settings, handler, concurrency=concurrency, name=name)
     await worker.queue.ensure_group()
@@ -96,7 +104,10 @@ def spawn_worker(settings: Settings, **extra_env: str) -> subprocess.Popen[bytes
     env = settings_env(settings) | extra_env
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.integration.worker_proc"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

@@ -38,21 +38,84 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, P
     ca_key, ca_crt = folder / "ca.key", folder / "ca.crt"
     key, csr, crt = folder / "redis.key", folder / "redis.csr", folder / "redis.crt"
     run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-        "-subj", "/CN=modomo-test-ca", "-keyout", str(ca_key), "-out", str(ca_crt))
-    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-        "-keyout", str(key), "-out", str(csr))
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=modomo-test-ca",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca_crt),
+    )
+    run(
+        "openssl",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+    )
     ext = folder / "ext.cnf"
     ext.write_text("subjectAltName=IP:127.0.0.1\n")
-    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
-        "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", str(crt))
+    run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca_crt),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        str(ext),
+        "-out",
+        str(crt),
+    )
     port = _free_port()
     proc = subprocess.Popen(
-        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(crt), "--tls-key-file", str(key),
-         "--tls-ca-cert-file", str(ca_crt), "--tls-auth-clients", "no",
-         "--requirepass", "s3cret", "--save", "", "--appendonly", "no", "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            str(crt),
+            "--tls-key-file",
+            str(key),
+            "--tls-ca-cert-file",
+            str(ca_crt),
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            "s3cret",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(folder),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while True:
@@ -69,9 +132,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, P
     proc.wait(10)
 
 
-async def test_password_and_tls_come_from_the_url(
-    tls_redis: tuple[int, Path], prefix: str
-) -> None:
+async def test_password_and_tls_come_from_the_url(tls_redis: tuple[int, Path], prefix: str) -> None:
     port, ca = tls_redis
     url = f"rediss://:s3cret@127.0.0.1:{port}/0?ssl_cert_reqs=required&ssl_ca_certs={ca}"
     settings = Settings.from_env({}, redis_url=url, redis_prefix=prefix)
@@ -93,15 +154,23 @@ async def test_password_and_tls_come_from_the_url(
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "modomo.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "modomo.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_malformed_setting_stops_the_cli_with_a_sentence_naming_it() -> None:
     env = dict(os.environ, MODOMO_MAX_ATTEMPTS="three")
     result = _cli("queue", "stats", env=env)
     assert result.returncode == 2
-    assert "MODOMO_MAX_ATTEMPTS" in result.stderr and "'three'" in result.stderr
+    assert "MODOMO_MAX_ATTEMPTS" in result.stderr
+    assert "'three'" in result.stderr
 
 
 def test_unreachable_redis_is_a_clear_error_without_the_password() -> None:
@@ -115,24 +184,28 @@ def test_unreachable_redis_is_a_clear_error_without_the_password() -> None:
 async def test_dead_list_and_retry_from_the_cli(redis: Redis, settings: Settings) -> None:
     env = settings_env(settings)
     assert "the dead stream is empty" in _cli("dead", "list", env=env).stdout
-    job_id, _ = await enqueue(redis, settings, ["flaky3-cli", "fail-cli"])
+    _job_id, _ = await enqueue(redis, settings, ["flaky3-cli", "fail-cli"])
     keys = Keys(settings.redis_prefix)
     async with running(redis, settings, behave):
+
         async def two_dead() -> bool:
             return int(await redis.xlen(keys.dead)) == 2
+
         await wait_for(two_dead, what="both tasks to die")
 
         listing = _cli("dead", "list", env=env)
         assert listing.returncode == 0
         lines = listing.stdout.strip().splitlines()
-        assert len(lines) == 3 and "last error" in lines[0]
+        assert len(lines) == 3
+        assert "last error" in lines[0]
         assert any("flaky3-cli" in line and "transient failure 3" in line for line in lines)
 
         as_json = _cli("dead", "list", "--json", env=env)
         assert as_json.stdout.count('"attempts":3') == 2
 
         missing = _cli("dead", "retry", "1-1", env=env)
-        assert missing.returncode == 1 and "no dead task with id 1-1" in missing.stderr
+        assert missing.returncode == 1
+        assert "no dead task with id 1-1" in missing.stderr
 
         retried = _cli("dead", "retry", "--all", env=env)
         assert retried.returncode == 0, retried.stderr
@@ -140,10 +213,12 @@ async def test_dead_list_and_retry_from_the_cli(redis: Redis, settings: Settings
 
         async def flaky_done() -> bool:
             return int(await redis.llen(f"{settings.redis_prefix}:test:calls:flaky3-cli")) == 4
+
         await wait_for(flaky_done, what="the retried flaky task")
 
         async def fail_dead_again() -> bool:
             return int(await redis.xlen(keys.dead)) == 1
+
         await wait_for(fail_dead_again, what="the hopeless task to die again")
 
     stats = _cli("queue", "stats", env=env)

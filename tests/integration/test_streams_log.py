@@ -8,7 +8,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from modomo.domain.codec import CODEC
@@ -46,7 +48,8 @@ def _event(kind: int, job: str, n: int) -> EventBase:
 
 batches = st.lists(
     st.lists(st.tuples(st.integers(0, 3), st.sampled_from(JOBS)), min_size=1, max_size=8),
-    min_size=1, max_size=6,
+    min_size=1,
+    max_size=6,
 )
 
 
@@ -55,8 +58,9 @@ async def _ids_and_events(redis: Redis, key: str) -> list[tuple[str, str]]:
     return [(i.decode(), CODEC.decode(f[EVENT_FIELD]).event_id) for i, f in rows]
 
 
-@hsettings(max_examples=25, deadline=None,
-           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(batches=batches)
 async def test_log_and_job_streams_hold_the_same_job_events_in_the_same_order(
     redis: Redis, batches: list[list[tuple[int, str]]]
@@ -72,17 +76,20 @@ async def test_log_and_job_streams_hold_the_same_job_events_in_the_same_order(
         log_rows = await _ids_and_events(redis, keys.events)
         assert sorted(e for _, e in log_rows) == sorted(e.event_id for b in sent for e in b)
         for job in JOBS:
-            in_log = [event_id for _, event_id in log_rows
-                      if job_of(CODEC.decode(_find(sent, event_id))) == job]
-            in_job = [event_id for _, event_id in await _ids_and_events(redis,
-                                                                        keys.job_events(job))]
+            in_log = [
+                event_id
+                for _, event_id in log_rows
+                if job_of(CODEC.decode(_find(sent, event_id))) == job
+            ]
+            in_job = [
+                event_id for _, event_id in await _ids_and_events(redis, keys.job_events(job))
+            ]
             assert in_log == in_job
         for events, appended in zip(sent, results, strict=True):
             assert len(appended.log_ids) == len(events)
             assert [j is None for j in appended.job_ids] == [job_of(e) is None for e in events]
             # One transaction's entries are adjacent in the log: nothing slipped between.
-            positions = [i for i, (entry, _) in enumerate(log_rows)
-                         if entry in appended.log_ids]
+            positions = [i for i, (entry, _) in enumerate(log_rows) if entry in appended.log_ids]
             assert positions == list(range(positions[0], positions[0] + len(events)))
     finally:
         await redis.delete(keys.events, *(keys.job_events(j) for j in JOBS))
@@ -176,10 +183,12 @@ async def test_batch_consumer_acks_handled_entries_and_keeps_failed_ones_pending
     redis: Redis, settings: Settings
 ) -> None:
     keys = Keys(settings.redis_prefix)
-    await redis.xadd(keys.queue, {TASK_FIELD: b'{"job_id":"j","scene_id":"good",'
-                                               b'"r2_key_original":"k"}'})
-    await redis.xadd(keys.queue, {TASK_FIELD: b'{"job_id":"j","scene_id":"bad",'
-                                               b'"r2_key_original":"k"}'})
+    await redis.xadd(
+        keys.queue, {TASK_FIELD: b'{"job_id":"j","scene_id":"good","r2_key_original":"k"}'}
+    )
+    await redis.xadd(
+        keys.queue, {TASK_FIELD: b'{"job_id":"j","scene_id":"bad","r2_key_original":"k"}'}
+    )
     await redis.xadd(keys.queue, {b"junk": b"1"})
     seen: list[str] = []
     undecodable: list[str] = []
@@ -192,8 +201,18 @@ async def test_batch_consumer_acks_handled_entries_and_keeps_failed_ones_pending
     async def on_bad(entry_id: str, fields: dict[bytes, bytes], reason: str) -> None:
         undecodable.append(reason)
 
-    consumer = BatchConsumer(redis, keys.queue, "g", "c", SceneTask, handle, field=TASK_FIELD,
-                             batch=10, block_ms=100, on_undecodable=on_bad)
+    consumer = BatchConsumer(
+        redis,
+        keys.queue,
+        "g",
+        "c",
+        SceneTask,
+        handle,
+        field=TASK_FIELD,
+        batch=10,
+        block_ms=100,
+        on_undecodable=on_bad,
+    )
     await consumer.ensure_group()
     assert await consumer.run_once() == 2
     assert seen == ["good"]

@@ -49,15 +49,19 @@ async def test_worker_killed_mid_task_is_taken_over_after_claim_timeout(
     job_id, _ = await enqueue(redis, settings, ["slow-k"])
     first = spawn_worker(settings, MODOMO_TEST_SLOW_S="30")
     try:
+
         async def started() -> bool:
             return len(await calls(redis, settings, "slow-k")) == 1
+
         await wait_for(started, what="the first worker to start the task")
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         second = spawn_worker(settings, MODOMO_TEST_SLOW_S="0.05")
         try:
+
             async def done() -> bool:
                 return await _completed(redis, settings, job_id, "slow-k") == 1
+
             await wait_for(done, what="the second worker to finish the task")
         finally:
             _stop(second)
@@ -66,11 +70,13 @@ async def test_worker_killed_mid_task_is_taken_over_after_claim_timeout(
 
     seen = await calls(redis, settings, "slow-k")
     assert [a for _, a, _ in seen] == [1, 2]
-    assert seen[0][2] == first.pid and seen[1][2] == second.pid
+    assert seen[0][2] == first.pid
+    assert seen[1][2] == second.pid
     assert seen[1][0] - seen[0][0] >= settings.retry_backoff_ms[0] / 1000
     events = await job_events(redis, settings, job_id)
     [failed] = [e for e in events if isinstance(e, SceneFailed)]
-    assert failed.attempt == 1 and failed.will_retry
+    assert failed.attempt == 1
+    assert failed.will_retry
     assert "stopped responding" in failed.error
     assert (await TaskQueue(redis, Keys(settings.redis_prefix)).stats()).pending == 0
 
@@ -96,6 +102,7 @@ async def test_poison_task_is_dead_after_three_deliveries_and_others_complete(
         async def rest_done() -> bool:
             state = fold_job(await job_events(redis, settings, job_id))
             return state is not None and state.summary().done == len(scenes)
+
         await wait_for(rest_done, what="the tasks behind the poison one")
     finally:
         for proc in procs:
@@ -105,7 +112,8 @@ async def test_poison_task_is_dead_after_three_deliveries_and_others_complete(
     killed = [p for p in procs if p.returncode == -signal.SIGKILL]
     assert len(killed) == 3
     [item] = await dead.oldest()
-    assert item.scene_id == "poison-p" and item.attempts == 3
+    assert item.scene_id == "poison-p"
+    assert item.attempts == 3
     assert [e.attempt for e in item.errors] == [1, 2, 3]
     assert all("stopped responding" in e.error for e in item.errors)
     state = fold_job(await job_events(redis, settings, job_id))
@@ -120,15 +128,17 @@ async def test_two_consumers_racing_for_one_scene_do_the_work_once(
 ) -> None:
     job_id, _ = await enqueue(redis, settings, ["slow-dup"])
     # The same scene enqueued a second time for the same job (a retried request, say).
-    _, again = await enqueue(redis, settings, ["slow-dup"], job_id=job_id)
+    _, _again = await enqueue(redis, settings, ["slow-dup"], job_id=job_id)
     async with (
         running(redis, settings, behave, name="a"),
         running(redis, settings, behave, name="b"),
     ):
+
         async def both_acked() -> bool:
             stats = await TaskQueue(redis, Keys(settings.redis_prefix)).stats()
             done = await _completed(redis, settings, job_id, "slow-dup")
             return done == 1 and stats.pending == 0 and stats.length == 2
+
         await wait_for(both_acked, what="both entries to be acked")
         await asyncio.sleep(0.3)
 
@@ -144,14 +154,19 @@ async def test_stalled_worker_keeps_its_scene_when_its_claim_is_taken(
     job_id, _ = await enqueue(redis, settings, ["block-s"])
     stalled = spawn_worker(settings, MODOMO_TEST_BLOCK_S="1.5")
     try:
+
         async def picked() -> bool:
             return len(await calls(redis, settings, "block-s")) == 1
+
         await wait_for(picked, what="the stalling worker to start")
         async with running(redis, settings, behave, name="rescuer"):
+
             async def acked() -> bool:
                 stats = await TaskQueue(redis, Keys(settings.redis_prefix)).stats()
-                return stats.pending == 0 and await _completed(
-                    redis, settings, job_id, "block-s") == 1
+                return (
+                    stats.pending == 0 and await _completed(redis, settings, job_id, "block-s") == 1
+                )
+
             await wait_for(acked, what="the stalled task to finish")
             await asyncio.sleep(0.5)
     finally:
@@ -167,8 +182,10 @@ async def test_sigterm_finishes_the_running_task_and_reads_nothing_new(
     job_id, _ = await enqueue(redis, settings, scenes)
     proc = spawn_worker(settings, MODOMO_TEST_SLOW_S="1.0")
     try:
+
         async def started() -> bool:
             return len(await calls(redis, settings, "slow-term")) == 1
+
         await wait_for(started, what="the task to start")
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 15)
@@ -179,4 +196,5 @@ async def test_sigterm_finishes_the_running_task_and_reads_nothing_new(
     for scene in scenes[1:]:
         assert await calls(redis, settings, scene) == []
     stats = await TaskQueue(redis, Keys(settings.redis_prefix)).stats()
-    assert stats.pending == 0 and stats.length == 3
+    assert stats.pending == 0
+    assert stats.length == 3

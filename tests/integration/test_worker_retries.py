@@ -22,8 +22,12 @@ async def test_task_failing_twice_is_delivered_three_times_with_growing_backoff(
 ) -> None:
     job_id, _ = await enqueue(redis, settings, ["flaky2-a"])
     async with running(redis, settings, behave):
+
         async def finished() -> bool:
-            return any(isinstance(e, SceneCompleted) for e in await job_events(redis, settings, job_id))
+            return any(
+                isinstance(e, SceneCompleted) for e in await job_events(redis, settings, job_id)
+            )
+
         await wait_for(finished, what="the flaky task to succeed")
 
     seen = await calls(redis, settings, "flaky2-a")
@@ -53,8 +57,10 @@ async def test_task_always_failing_is_dead_after_exactly_three_attempts(
     keys = Keys(settings.redis_prefix)
     dead = DeadLetters(redis, keys)
     async with running(redis, settings, behave):
+
         async def is_dead() -> bool:
             return bool(await dead.oldest())
+
         await wait_for(is_dead, what="the failing task to be dead-lettered")
 
     assert len(await calls(redis, settings, "fail-x")) == 3
@@ -64,12 +70,14 @@ async def test_task_always_failing_is_dead_after_exactly_three_attempts(
     assert item.attempts == 3
     assert [e.attempt for e in item.errors] == [1, 2, 3]
     assert all("stage detect exploded" in e.error for e in item.errors)
-    assert item.job_id == job_id and item.scene_id == "fail-x"
+    assert item.job_id == job_id
+    assert item.scene_id == "fail-x"
 
     queue = TaskQueue(redis, keys)
     stats = await queue.stats()
     assert stats.pending == 0
-    assert stats.dead == 1 and stats.dead_by_reason == {"attempts_exhausted": 1}
+    assert stats.dead == 1
+    assert stats.dead_by_reason == {"attempts_exhausted": 1}
     assert await redis.exists(keys.attempts(item.source_id)) == 0
 
     events = await job_events(redis, settings, job_id)
@@ -89,8 +97,10 @@ async def test_dead_task_retried_by_operator_continues_attempt_numbers(
     job_id, _ = await enqueue(redis, settings, ["flaky3-r"])
     dead = DeadLetters(redis, Keys(settings.redis_prefix))
     async with running(redis, settings, behave):
+
         async def is_dead() -> bool:
             return bool(await dead.oldest())
+
         await wait_for(is_dead, what="dead-lettering")
         [item] = await dead.oldest()
         await dead.retry(item.id)
@@ -98,6 +108,7 @@ async def test_dead_task_retried_by_operator_continues_attempt_numbers(
         async def completed() -> bool:
             events = await job_events(redis, settings, job_id)
             return any(isinstance(e, SceneCompleted) for e in events)
+
         await wait_for(completed, what="the retried task to complete")
 
     assert await dead.oldest() == []
@@ -119,9 +130,11 @@ async def test_garbage_entries_are_dead_lettered_and_good_ones_still_processed(
     await redis.xadd(keys.queue, {b"task": b'{"job_id": 5}'})
     job_id, _ = await enqueue(redis, settings, ["ok-good"])
     async with running(redis, settings, behave):
+
         async def done() -> bool:
             events = await job_events(redis, settings, job_id)
             return any(isinstance(e, SceneCompleted) for e in events)
+
         await wait_for(done, what="the good task")
 
     dead = await DeadLetters(redis, keys).oldest()
@@ -139,9 +152,11 @@ async def test_scene_started_then_completed_once_per_successful_task(
     scenes = [f"ok-{i}" for i in range(20)]
     job_id, _ = await enqueue(redis, settings, scenes)
     async with running(redis, settings, behave, concurrency=2):
+
         async def all_done() -> bool:
             state = fold_job(await job_events(redis, settings, job_id))
             return state is not None and state.summary().done == len(scenes)
+
         await wait_for(all_done, what="all scenes")
     events = await job_events(redis, settings, job_id)
     assert sorted(e.scene_id for e in events if isinstance(e, SceneStarted)) == sorted(scenes)
