@@ -70,6 +70,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Port of the Prometheus endpoint a worker serves; 0 turns it off."""
 
     def __post_init__(self) -> None:
+        for name in (
+            "heartbeat_ms",
+            "reclaim_interval_ms",
+            "block_ms",
+            "lock_ttl_ms",
+            "attempts_ttl_s",
+            "presign_ttl_s",
+        ):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"MODOMO_{name.upper()}: must be positive")
+        if not 0 <= self.metrics_port <= 65535:
+            raise SettingsError("MODOMO_METRICS_PORT: must be a port number (0 turns it off)")
+        if not 0 <= self.shutdown_grace_s < float("inf"):
+            raise SettingsError("MODOMO_SHUTDOWN_GRACE_S: must be a finite number of seconds")
         if self.max_attempts < 1:
             raise SettingsError("MODOMO_MAX_ATTEMPTS: must be at least 1")
         if not self.retry_backoff_ms or min(self.retry_backoff_ms) <= 0:
@@ -109,13 +123,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         values: dict[str, Any] = {}
         for name in cls.__struct_fields__:
             var = f"MODOMO_{name.upper()}"
-            if var in env:
+            if name not in overrides and var in env:
                 values[name] = _parse(var, env[var], hints[name])
         values.update(overrides)
         try:
-            return cls(**values)
+            # convert() checks every value's type, which a plain constructor call does not.
+            return msgspec.convert(values, cls)
         except msgspec.ValidationError as exc:
-            raise SettingsError(str(exc)) from exc
+            message = str(exc)
+            if message.startswith("MODOMO_"):  # raised by __post_init__, already named
+                raise SettingsError(message) from None
+            field = message.rsplit("$.", 1)[-1].rstrip("`").split("[")[0]
+            raise SettingsError(f"MODOMO_{field.upper()}: {message}") from None
 
 
 def redact_url(url: str) -> str:
@@ -134,7 +153,10 @@ def _parse(var: str, raw: str, hint: Any) -> Any:
         if hint is int:
             return int(raw)
         if hint is float:
-            return float(raw)
+            value = float(raw)
+            if value != value:  # NaN compares unequal to itself
+                raise ValueError("expected a number")
+            return value
         if hint == tuple[int, ...]:
             return tuple(int(part) for part in raw.split(",") if part.strip())
         if getattr(hint, "__origin__", None) is Literal:

@@ -8,7 +8,8 @@ its own ``(attempt, phase)`` is strictly greater than the scene's, so
 - a duplicated event (at-least-once delivery) changes nothing,
 - a stale event from an earlier attempt changes nothing,
 - an outcome (``ok``, ``partial``, ``failed``) is terminal: nothing but an operator's
-  :class:`~modomo.domain.events.SceneRequeued` leaves it.
+  :class:`~modomo.domain.events.SceneRequeued` leaves it (the dead letter that follows a
+  final failure only adds the errors of attempts whose worker died without reporting).
 
 A job's state is derived from its scenes' states alone, so the order in which different
 scenes' events interleave does not change the job's summary.
@@ -75,6 +76,17 @@ def apply_scene(state: SceneState, event: EventBase) -> SceneState:
                 stages=frozenset(),
             )
         return state
+    if (
+        isinstance(event, SceneDeadLettered)
+        and state.status == "failed"
+        and event.attempt == state.attempt
+    ):
+        # The final scene_failed comes first; the dead letter still carries the errors of
+        # attempts that ended without one (their worker died), so merge those in.
+        merged = state
+        for failure in event.errors:
+            merged = _with_error(merged, failure.attempt, failure.error)
+        return merged
     if state.terminal:
         return state
     match event:

@@ -351,8 +351,9 @@ class Worker:
             except Exception as exc:
                 await self._fail(ctx, entry, exc)
             else:
-                await self._succeed(ctx, final)
-                metrics.TASK_SECONDS.observe(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                await self._succeed(ctx, final, elapsed)
+                metrics.TASK_SECONDS.observe(elapsed)
         finally:
             metrics.TASKS_IN_FLIGHT.dec()
             keep_alive.cancel()
@@ -391,7 +392,9 @@ class Worker:
             client=client,
         )
 
-    async def _succeed(self, ctx: TaskContext, final: Sequence[EventBase]) -> None:
+    async def _succeed(
+        self, ctx: TaskContext, final: Sequence[EventBase], elapsed_s: float
+    ) -> None:
         task = ctx.delivery.task
         done_key = self.keys.done(task.job_id)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -401,7 +404,7 @@ class Worker:
             self.queue.stage_ack(pipe, ctx.delivery.entry_id)
             await pipe.execute()
         metrics.TASKS_SUCCEEDED.inc()
-        ctx.log.info("task_done")
+        ctx.log.info("task_done", duration_ms=round(elapsed_s * 1000, 1))
 
     async def _fail(self, ctx: TaskContext, entry: Entry, exc: Exception) -> None:
         delivery, task = ctx.delivery, ctx.delivery.task

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from modomo.domain.events import SceneCompleted, SceneDeadLettered, SceneFailed, SceneStarted
 from modomo.domain.fold import fold_job
 from modomo.settings import Settings
+from modomo.streams import metrics
 from modomo.streams.dead import DeadLetters
 from modomo.streams.keys import Keys
 from modomo.streams.queue import TaskQueue
@@ -161,3 +164,38 @@ async def test_scene_started_then_completed_once_per_successful_task(
     events = await job_events(redis, settings, job_id)
     assert sorted(e.scene_id for e in events if isinstance(e, SceneStarted)) == sorted(scenes)
     assert sorted(e.scene_id for e in events if isinstance(e, SceneCompleted)) == sorted(scenes)
+
+
+async def test_worker_logs_carry_context_and_metrics_count_outcomes(
+    redis: Redis, settings: Settings
+) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    succeeded = sample("modomo_tasks_succeeded_total")
+    dead = sample("modomo_tasks_dead_lettered_total", reason="attempts_exhausted")
+    job_id, _ = await enqueue(redis, settings, ["ok-logged", "fail-logged"])
+    with capture_logs() as logs:
+        async with running(redis, settings, behave):
+
+            async def both_ended() -> bool:
+                state = fold_job(await job_events(redis, settings, job_id))
+                return state is not None and state.summary().done == 2
+
+            await wait_for(both_ended, what="both scenes to end")
+
+    [done] = [e for e in logs if e["event"] == "task_done"]
+    assert done["job_id"] == job_id
+    assert done["scene_id"] == "ok-logged"
+    assert done["duration_ms"] >= 0
+    assert "ok-logged" not in done["event"]
+    failures = [e for e in logs if e["event"] == "task_failed"]
+    assert [e["attempt"] for e in failures] == [1, 2, 3]
+    assert [e["will_retry"] for e in failures] == [True, True, False]
+    assert sample("modomo_tasks_succeeded_total") == succeeded + 1
+    assert sample("modomo_tasks_dead_lettered_total", reason="attempts_exhausted") == dead + 1
+
+    metrics.observe_queue(await TaskQueue(redis, Keys(settings.redis_prefix)).stats())
+    assert sample("modomo_dead_tasks") == 1
+    assert sample("modomo_dead_reason", reason="attempts_exhausted") == 1
+    assert 0 <= sample("modomo_dead_oldest_age_seconds") < 60

@@ -598,13 +598,20 @@ def test_duplicates_are_harmless_even_out_of_order(
 @settings(max_examples=300, deadline=None)
 @given(events=st.lists(SOUP_EVENT, max_size=12))
 def test_scene_position_never_goes_back(events: list[EventBase]) -> None:
-    """Without requeues, (attempt, phase) only grows, and a terminal state is final."""
+    """Without requeues, (attempt, phase) only grows, and a terminal state is final.
+
+    The one change a terminal state takes is a dead letter adding the errors of attempts
+    that ended without a scene_failed; nothing else about it moves.
+    """
     state = SceneState(scene_id="s")
     for event in events:
         after = apply_scene(state, event)
         assert (after.attempt, after.phase) >= (state.attempt, state.phase)
         if state.terminal:
-            assert after is state
+            assert msgspec.structs.replace(after, errors=state.errors) == state
+            assert set(state.errors) <= set(after.errors)
+            if after is not state:
+                assert isinstance(event, SceneDeadLettered)
         state = after
 
 
@@ -796,3 +803,23 @@ def test_terminal_property(status: str) -> None:
 @pytest.mark.parametrize("status", ["queued", "running", "retrying"])
 def test_non_terminal_property(status: str) -> None:
     assert not SceneState(scene_id="s", status=status).terminal  # type: ignore[arg-type]
+
+
+def test_dead_letter_after_final_failure_keeps_errors_of_silent_attempts() -> None:
+    """A worker that died in attempt 1 reported nothing; the dead letter still says why."""
+    events: list[EventBase] = [
+        SceneStarted(job_id="j", scene_id="s", attempt=1),
+        SceneStarted(job_id="j", scene_id="s", attempt=2),
+        SceneFailed(job_id="j", scene_id="s", attempt=2, error="bad", will_retry=False),
+        SceneDeadLettered(
+            job_id="j",
+            scene_id="s",
+            attempt=2,
+            errors=(AttemptError(attempt=1, error="lost"), AttemptError(attempt=2, error="bad")),
+        ),
+    ]
+    state = SceneState(scene_id="s")
+    for event in events:
+        state = apply_scene(state, event)
+    assert state.status == "failed"
+    assert state.errors == ((1, "lost"), (2, "bad"))

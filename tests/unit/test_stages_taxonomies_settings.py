@@ -406,3 +406,28 @@ def test_every_field_is_read_from_its_variable() -> None:
         assert getattr(parsed, name) != getattr(defaults, name), name
     assert parsed.retry_backoff_ms == (2000, 4000)
     assert parsed.shutdown_grace_s == 1.5
+
+
+def test_override_of_the_wrong_type_is_a_settings_error() -> None:
+    with pytest.raises(SettingsError, match=r"^MODOMO_MAX_ATTEMPTS"):
+        Settings.from_env({}, max_attempts="3")
+
+
+def test_override_replaces_a_malformed_variable_of_the_same_field() -> None:
+    assert Settings.from_env({"MODOMO_MAX_ATTEMPTS": "abc"}, max_attempts=4).max_attempts == 4
+
+
+@pytest.mark.parametrize(
+    ("var", "raw"),
+    [
+        ("MODOMO_BLOCK_MS", "-5"),
+        ("MODOMO_PRESIGN_TTL_S", "0"),
+        ("MODOMO_METRICS_PORT", "-1"),
+        ("MODOMO_METRICS_PORT", "70000"),
+        ("MODOMO_SHUTDOWN_GRACE_S", "nan"),
+        ("MODOMO_SHUTDOWN_GRACE_S", "inf"),
+    ],
+)
+def test_out_of_range_values_name_their_variable(var: str, raw: str) -> None:
+    with pytest.raises(SettingsError, match=rf"^{var}"):
+        Settings.from_env({var: raw})

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Sets up a fresh clone: a virtual environment in .venv with Modomo and its dev tools, and
+# the local Redis and PostgreSQL that the tests talk to (started if installed but down,
+# installed from Debian's packages first if missing and we are root).
+# Safe to run again: every step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1mbootstrap:\033[0m %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+PYTHON=${PYTHON:-python3}
+command -v "$PYTHON" >/dev/null || die "no $PYTHON on PATH: install Python 3.11 or newer"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || die "Python 3.11 or newer is needed, found $("$PYTHON" --version 2>&1)"
+
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"
+  "$PYTHON" -m venv .venv
+fi
+say "installing modomo and its dev tools into .venv"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+REDIS_URL=${MODOMO_REDIS_URL:-redis://127.0.0.1:6379/0}
+redis_up() {
+  .venv/bin/python - "$REDIS_URL" <<'PY' 2>/dev/null
+import sys, redis
+redis.Redis.from_url(sys.argv[1], socket_connect_timeout=1).ping()
+PY
+}
+postgres_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+apt_install() {
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing $* from Debian's packages"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
+  else
+    die "$* is missing: install it (e.g. sudo apt-get install $*) and run this again"
+  fi
+}
+
+if ! redis_up; then
+  if [ -n "${MODOMO_REDIS_URL:-}" ]; then
+    die "Redis at MODOMO_REDIS_URL does not answer"
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  say "starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+  for _ in $(seq 50); do redis_up && break; sleep 0.1; done
+  redis_up || die "redis-server did not come up on 127.0.0.1:6379"
+fi
+command -v redis-benchmark >/dev/null || apt_install redis-tools
+
+if ! postgres_up; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then apt_install postgresql; fi
+  say "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start \
+    || die "PostgreSQL would not start"
+  for _ in $(seq 50); do postgres_up && break; sleep 0.2; done
+  postgres_up || die "PostgreSQL did not come up on 127.0.0.1:5432"
+fi
+say "ready: Redis at $REDIS_URL, PostgreSQL at 127.0.0.1:5432"
