@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -52,12 +54,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _dead_list(args: argparse.Namespace, settings: Settings) -> int:
+@asynccontextmanager
+async def _redis(settings: Settings) -> AsyncIterator[Redis]:
     redis = connect(settings)
     try:
-        dead = await DeadLetters(redis, Keys(settings.redis_prefix)).oldest(args.count)
+        yield redis
     finally:
         await redis.aclose()
+
+
+async def _dead_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with _redis(settings) as redis:
+        dead = await DeadLetters(redis, Keys(settings.redis_prefix)).oldest(args.count)
     now = datetime.now(UTC)
     if args.json:
         for item in dead:
@@ -86,10 +94,9 @@ async def _dead_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _dead_retry(args: argparse.Namespace, settings: Settings) -> int:
-    redis = connect(settings)
-    dead = DeadLetters(redis, Keys(settings.redis_prefix))
     failed = 0
-    try:
+    async with _redis(settings) as redis:
+        dead = DeadLetters(redis, Keys(settings.redis_prefix))
         if args.all:
             queued, skipped = await dead.retry_all()
             for reason in skipped:
@@ -104,17 +111,12 @@ async def _dead_retry(args: argparse.Namespace, settings: Settings) -> int:
                 failed += 1
             else:
                 print(f"{entry_id} re-enqueued as {new_id}")
-    finally:
-        await redis.aclose()
     return 1 if failed else 0
 
 
 async def _queue_stats(args: argparse.Namespace, settings: Settings) -> int:
-    redis = connect(settings)
-    try:
+    async with _redis(settings) as redis:
         stats = await TaskQueue(redis, Keys(settings.redis_prefix)).stats()
-    finally:
-        await redis.aclose()
     print(f"queue length {stats.length}, pending {stats.pending}, dead {stats.dead}")
     for reason, count in sorted(stats.dead_by_reason.items()):
         print(f"  dead-lettered ({reason}): {count}")
@@ -122,11 +124,8 @@ async def _queue_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _queue_trim(args: argparse.Namespace, settings: Settings) -> int:
-    redis = connect(settings)
-    try:
+    async with _redis(settings) as redis:
         removed = await TaskQueue(redis, Keys(settings.redis_prefix)).trim()
-    finally:
-        await redis.aclose()
     print(f"trimmed {removed} acknowledged entries")
     return 0
 

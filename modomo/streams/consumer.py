@@ -128,23 +128,26 @@ class BatchConsumer(Generic[T]):
             raise reply
         return kind, reply
 
+    async def _send_read(self, *, block: bool) -> None:
+        wait = (b"BLOCK", self.block_ms) if block else ()
+        await self._send(
+            "read",
+            b"XREADGROUP",
+            b"GROUP",
+            self.group,
+            self.consumer,
+            b"COUNT",
+            self.batch,
+            *wait,
+            b"STREAMS",
+            self.stream,
+            b">",
+        )
+
     async def _read_batch(self) -> Any:
         """The reply to the oldest XREADGROUP sent, sending one first if none is out."""
         if "read" not in self._expected:
-            await self._send(
-                "read",
-                b"XREADGROUP",
-                b"GROUP",
-                self.group,
-                self.consumer,
-                b"COUNT",
-                self.batch,
-                b"BLOCK",
-                self.block_ms,
-                b"STREAMS",
-                self.stream,
-                b">",
-            )
+            await self._send_read(block=True)
         while True:
             kind, reply = await self._reply()
             if kind == "read":
@@ -159,18 +162,7 @@ class BatchConsumer(Generic[T]):
         entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
         if self.read_ahead and len(entries) == self.batch and not self._stopping.is_set():
             # A full batch means a backlog: fetch the next one (without BLOCK) meanwhile.
-            await self._send(
-                "read",
-                b"XREADGROUP",
-                b"GROUP",
-                self.group,
-                self.consumer,
-                b"COUNT",
-                self.batch,
-                b"STREAMS",
-                self.stream,
-                b">",
-            )
+            await self._send_read(block=False)
         ok = await self._handle(entries)
         if ok:
             await self._send("ack", b"XACK", self.stream, self.group, *ok)

@@ -219,3 +219,39 @@ async def test_batch_consumer_acks_handled_entries_and_keeps_failed_ones_pending
     assert undecodable == ["missing field b'task'"]
     pending: Any = await redis.xpending(keys.queue, "g")
     assert pending["pending"] == 1
+
+
+async def test_batch_consumer_reading_ahead_handles_and_acks_everything_once(
+    redis: Redis, settings: Settings
+) -> None:
+    keys = Keys(settings.redis_prefix)
+    total = 2500
+    async with redis.pipeline(transaction=False) as pipe:
+        for i in range(total):
+            task = SceneTask(job_id="j", scene_id=f"s{i}", r2_key_original="k")
+            pipe.xadd(keys.queue, {TASK_FIELD: msgspec.json.encode(task)})
+        await pipe.execute()
+    seen: list[str] = []
+
+    async def handle(entry_id: str, task: SceneTask) -> None:
+        seen.append(task.scene_id)
+        if len(seen) == 1500:
+            consumer.stop()  # mid-stream: the batch already read ahead must still be handled
+
+    consumer = BatchConsumer(
+        redis,
+        keys.queue,
+        "g",
+        "c",
+        SceneTask,
+        handle,
+        field=TASK_FIELD,
+        batch=1000,
+        block_ms=100,
+        read_ahead=True,
+    )
+    await asyncio.wait_for(consumer.run(), 10)
+    assert seen == [f"s{i}" for i in range(total)]
+    pending: Any = await redis.xpending(keys.queue, "g")
+    assert pending["pending"] == 0
+    assert consumer.acked == total
