@@ -9,6 +9,7 @@ silently different default.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_type_hints
 from urllib.parse import urlsplit
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 LogFormat = Literal["auto", "json", "console"]
+_IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
 class SettingsError(ValueError):
@@ -31,6 +33,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Key namespace: every key is ``<prefix>:...``; tests use their own prefix."""
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """PostgreSQL for the read models (``sslmode=require`` is honoured from the URL)."""
+
+    db_schema: str = "modomo"
+    """Schema of the read models (replay swaps tables into it)."""
+    db_log_schema: str = "modomo_log"
+    """Schema of the event archive and the migration records (never swapped)."""
+    db_statement_cache_size: int = 100
+    """asyncpg prepared-statement cache; 0 behind a transaction-mode pooler (Supabase)."""
+    projector_batch: int = 1000
+    """Events a projector applies per transaction."""
 
     s3_endpoint_url: str = "http://127.0.0.1:8333"
     """S3-compatible endpoint (Cloudflare R2 in production)."""
@@ -102,6 +113,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 f"MODOMO_REDIS_URL: expected redis://, rediss:// or unix://, got {self.redis_url!r}"
             )
+        for name in ("db_schema", "db_log_schema"):
+            if not _IDENTIFIER.fullmatch(getattr(self, name)):
+                raise SettingsError(
+                    f"MODOMO_{name.upper()}: lower-case letters, digits and _ only, "
+                    f"starting with a letter, got {getattr(self, name)!r}"
+                )
+        if self.db_schema == self.db_log_schema:
+            raise SettingsError("MODOMO_DB_LOG_SCHEMA: must differ from MODOMO_DB_SCHEMA")
+        if self.projector_batch < 1:
+            raise SettingsError("MODOMO_PROJECTOR_BATCH: must be at least 1")
         if ":" in self.redis_prefix or not self.redis_prefix:
             raise SettingsError("MODOMO_REDIS_PREFIX: must be non-empty and contain no ':'")
 

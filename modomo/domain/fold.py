@@ -159,6 +159,15 @@ class JobSummary(msgspec.Struct, frozen=True, kw_only=True):
         return self.done / self.total if self.total else 1.0
 
 
+def job_status(*, ok: int, partial: int, failed: int, total: int, started: bool) -> JobStatus:
+    """A job's status from its scenes' outcome counts."""
+    if ok + partial + failed == total:
+        if ok == total:
+            return "succeeded"
+        return "failed" if failed == total else "partial"
+    return "running" if started else "queued"
+
+
 class JobState:
     """A job and its scenes, folded from the job's events in log order.
 
@@ -203,17 +212,13 @@ class JobState:
             counts[bucket] += 1
             started = started or scene.attempt > 0
         total = len(self.scenes)
-        done = counts["ok"] + counts["partial"] + counts["failed"]
-        status: JobStatus
-        if done == total:
-            if counts["ok"] == total:
-                status = "succeeded"
-            elif counts["failed"] == total:
-                status = "failed"
-            else:
-                status = "partial"
-        else:
-            status = "running" if started else "queued"
+        status = job_status(
+            ok=counts["ok"],
+            partial=counts["partial"],
+            failed=counts["failed"],
+            total=total,
+            started=started,
+        )
         return JobSummary(job_id=self.job_id, status=status, total=total, **counts)
 
 

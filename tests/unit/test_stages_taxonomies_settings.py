@@ -195,6 +195,8 @@ INT_VARS = [
     "MODOMO_LOCK_TTL_MS",
     "MODOMO_ATTEMPTS_TTL_S",
     "MODOMO_METRICS_PORT",
+    "MODOMO_DB_STATEMENT_CACHE_SIZE",
+    "MODOMO_PROJECTOR_BATCH",
 ]
 
 
@@ -394,6 +396,10 @@ def env_values() -> dict[str, Any]:
         "MODOMO_LOG_FORMAT": "console",
         "MODOMO_LOG_LEVEL": "debug",
         "MODOMO_METRICS_PORT": "9000",
+        "MODOMO_DB_SCHEMA": "rm",
+        "MODOMO_DB_LOG_SCHEMA": "lg",
+        "MODOMO_DB_STATEMENT_CACHE_SIZE": "0",
+        "MODOMO_PROJECTOR_BATCH": "50",
     }
 
 

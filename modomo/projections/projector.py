@@ -1,0 +1,136 @@
+"""What a projector is, and applying one batch of log entries with its checkpoint.
+
+A projector owns a family of read-model tables. It reads ``<prefix>:events`` in log order
+from its own checkpoint; each batch is applied and the checkpoint advanced in one
+transaction, so a batch is either wholly in the tables or not at all, and a re-read entry
+changes nothing. An entry it cannot apply is parked (``parked_events``) with the reason and
+the projector goes on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import asyncpg
+
+from modomo.domain.codec import CODEC, EventDecodeError
+from modomo.domain.events import Event
+
+SWAP_LOCK = 0x6D6F646F6D6F_01
+"""Advisory lock: batches take it shared, a replay's table swap exclusive."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One entry of the log: its id, raw payload and, when readable, the decoded event."""
+
+    entry_id: str
+    raw: bytes
+    event: Event | None
+    error: str | None = None
+
+    @property
+    def ms_seq(self) -> tuple[int, int]:
+        return parse_id(self.entry_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Parked:
+    entry_id: str
+    event_type: str
+    reason: str
+    payload: bytes
+
+
+def parse_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def decode_entry(entry_id: str, raw: bytes) -> LogEntry:
+    try:
+        return LogEntry(entry_id, raw, CODEC.decode(raw))
+    except EventDecodeError as exc:
+        return LogEntry(entry_id, raw, None, str(exc))
+
+
+def event_type_of(entry: LogEntry) -> str:
+    if entry.event is not None:
+        return str(type(entry.event).__struct_config__.tag)
+    return "unreadable"
+
+
+class Projector:
+    """Base of every projector: a name, the tables it owns, and ``apply``."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]
+    """Read-model tables this projector alone writes (a replay swaps exactly these)."""
+    checkpoint_table: ClassVar[str] = "projector_checkpoints"
+    parks: ClassVar[bool] = True
+    """Whether unreadable entries are parked (the archive keeps them instead)."""
+
+    async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
+        """Once per connection: temporary tables and the like."""
+
+    async def apply(
+        self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
+    ) -> list[Parked]:
+        """Fold ``entries`` into the tables inside the caller's transaction."""
+        raise TypeError(f"{type(self).__name__} must define apply()")
+
+    def lease_key(self, schema: str) -> int:
+        """The advisory lock that makes this projector single-active per schema."""
+        digest = hashlib.blake2b(f"modomo:{schema}:{self.name}".encode(), digest_size=8)
+        return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+async def read_checkpoint(
+    conn: asyncpg.Connection[Any], projector: Projector, lock: bool = False
+) -> tuple[str, int]:
+    row = await conn.fetchrow(
+        f"SELECT position, events_seen FROM {projector.checkpoint_table} WHERE name = $1"
+        + (" FOR UPDATE" if lock else ""),
+        projector.name,
+    )
+    return (row["position"], row["events_seen"]) if row else ("0-0", 0)
+
+
+async def apply_batch(
+    conn: asyncpg.Connection[Any], projector: Projector, entries: Sequence[LogEntry], expected: str
+) -> str | None:
+    """Apply ``entries`` and move the checkpoint from ``expected`` to the last entry, in one
+    transaction. Returns the checkpoint actually found when it is not ``expected`` (a replay
+    swapped the tables, or another instance moved it): nothing is applied then.
+    """
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", SWAP_LOCK)
+        position, seen = await read_checkpoint(conn, projector, lock=True)
+        if position != expected:
+            return position
+        parked = await projector.apply(conn, entries)
+        if projector.parks:
+            parked.extend(
+                Parked(e.entry_id, "unreadable", e.error or "unreadable", e.raw)
+                for e in entries
+                if e.event is None
+            )
+        if parked:
+            await conn.executemany(
+                "INSERT INTO parked_events (projector, entry_id, event_type, reason, payload) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                [(projector.name, p.entry_id, p.event_type, p.reason, p.payload) for p in parked],
+            )
+        await conn.execute(
+            f"INSERT INTO {projector.checkpoint_table} (name, position, events_seen, updated_at)"
+            " VALUES ($1, $2, $3, now()) ON CONFLICT (name) DO UPDATE SET"
+            " position = EXCLUDED.position, events_seen = EXCLUDED.events_seen,"
+            " updated_at = now()",
+            projector.name,
+            entries[-1].entry_id,
+            seen + len(entries),
+        )
+    return None

@@ -1,0 +1,133 @@
+"""Running a projector: one active instance per projector (a Postgres advisory lock held
+for the session), the others standing by; follow the Redis log in order from the
+checkpoint; reconnect after Postgres or Redis goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import asyncpg
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from modomo.projections import db, metrics
+from modomo.projections.projector import (
+    LogEntry,
+    Projector,
+    apply_batch,
+    decode_entry,
+    read_checkpoint,
+)
+from modomo.projections.source import entries_added, log_after, stream_gap
+from modomo.settings import Settings
+from modomo.streams.keys import EVENT_FIELD, Keys
+
+_RETRYABLE = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
+
+
+class ProjectorRunner:
+    """Keeps one projector caught up with the log until stopped."""
+
+    def __init__(
+        self, settings: Settings, redis: Redis, projector: Projector, *, lease_poll_s: float = 1.0
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.projector = projector
+        self.keys = Keys(settings.redis_prefix)
+        self.lease_poll_s = lease_poll_s
+        self.active = asyncio.Event()
+        self.position = "0-0"
+        self._stopping = asyncio.Event()
+        self._log = structlog.get_logger("modomo.projector").bind(projector=projector.name)
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Project until :meth:`stop`, surviving restarts of Postgres and Redis."""
+        while not self._stopping.is_set():
+            conn: asyncpg.Connection[Any] | None = None
+            try:
+                conn = await db.connect(self.settings)
+                if await self._lease(conn):
+                    await self.projector.prepare(conn)
+                    await self._follow(conn)
+            except _RETRYABLE as exc:
+                self._log.warning("projector_connection_lost", error=repr(exc))
+                await self._pause(1.0)
+            finally:
+                self.active.clear()
+                metrics.ACTIVE.labels(self.projector.name).set(0)
+                if conn is not None and not conn.is_closed():
+                    conn.terminate()
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _lease(self, conn: asyncpg.Connection[Any]) -> bool:
+        key = self.projector.lease_key(self.settings.db_schema)
+        waiting = False
+        while not self._stopping.is_set():
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                self.active.set()
+                metrics.ACTIVE.labels(self.projector.name).set(1)
+                self._log.info("projector_active")
+                return True
+            if not waiting:
+                self._log.info("projector_standing_by")
+                waiting = True
+            await self._pause(self.lease_poll_s)
+        return False
+
+    async def _follow(self, conn: asyncpg.Connection[Any]) -> None:
+        name = self.projector.name
+        self.position, seen = await read_checkpoint(conn, self.projector)
+        while not self._stopping.is_set():
+            entries = await self._next_batch(conn, seen)
+            if not entries:
+                continue
+            started = time.perf_counter()
+            found = await apply_batch(conn, self.projector, entries, self.position)
+            if found is not None:
+                self._log.info("projector_checkpoint_moved", expected=self.position, found=found)
+                self.position, seen = await read_checkpoint(conn, self.projector)
+                continue
+            self.position = entries[-1].entry_id
+            seen += len(entries)
+            metrics.BATCH_SECONDS.labels(name).observe(time.perf_counter() - started)
+            metrics.EVENTS_APPLIED.labels(name).inc(len(entries))
+            added = await entries_added(self.redis, self.keys.events)
+            if added is not None:
+                metrics.LAG.labels(name).set(max(added - seen, 0))
+
+    async def _next_batch(self, conn: asyncpg.Connection[Any], seen: int) -> list[LogEntry]:
+        batch = self.settings.projector_batch
+        if await stream_gap(self.redis, self.keys.events, seen):
+            # Entries after our position were trimmed from Redis: read them from the archive.
+            entries = await log_after(conn, self.position, batch)
+            if entries:
+                return entries
+            self._log.error("projector_gap_unrecoverable", position=self.position)
+        reply: Any = await self.redis.xread(
+            {self.keys.events: self.position}, count=batch, block=self.settings.block_ms
+        )
+        if not reply:
+            return []
+        rows = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+        return [decode_entry(entry_id.decode(), fields[EVENT_FIELD]) for entry_id, fields in rows]

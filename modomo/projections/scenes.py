@@ -1,0 +1,151 @@
+"""The scenes projector: ``scenes``, ``scene_styles``, ``objects``, ``object_materials``.
+
+Per batch: load every touched scene's rows, fold the batch with the pure functions of
+:mod:`modomo.domain.views`, write the scenes back (one upsert, then each child table's rows
+of those scenes deleted and copied in again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import asyncpg
+import msgspec
+
+from modomo.domain.events import (
+    ObjectCorrected,
+    SceneEvent,
+    SceneQueued,
+    SceneRequeued,
+    ScenesRegistered,
+)
+from modomo.domain.views import (
+    MaterialRow,
+    ObjectRow,
+    SceneRow,
+    SceneView,
+    StyleRow,
+    Unapplicable,
+    apply_scene_view,
+    register,
+)
+from modomo.projections.projector import LogEntry, Parked, Projector, event_type_of
+from modomo.projections.tables import make_staging, replace_children, upsert
+
+SCENE_COLUMNS = tuple(SceneRow.__struct_fields__)
+STYLE_COLUMNS = tuple(StyleRow.__struct_fields__)
+OBJECT_COLUMNS = tuple(ObjectRow.__struct_fields__)
+MATERIAL_COLUMNS = tuple(MaterialRow.__struct_fields__)
+_astuple = msgspec.structs.astuple
+
+
+class ScenesProjector(Projector):
+    name = "scenes"
+    tables: ClassVar[tuple[str, ...]] = ("scenes", "scene_styles", "objects", "object_materials")
+
+    async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
+        await make_staging(conn, "scenes")
+
+    async def apply(
+        self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
+    ) -> list[Parked]:
+        touched: set[str] = set()
+        for entry in entries:
+            event = entry.event
+            if isinstance(event, ScenesRegistered):
+                touched.update(s.scene_id for s in event.scenes)
+            elif isinstance(event, SceneEvent | SceneQueued | SceneRequeued | ObjectCorrected):
+                touched.add(event.scene_id)
+        if not touched:
+            return []
+        views = await load_views(conn, touched)
+        changed: set[str] = set()
+        parked: list[Parked] = []
+        for entry in entries:
+            event = entry.event
+            if isinstance(event, ScenesRegistered):
+                for scene in event.scenes:
+                    views[scene.scene_id] = register(
+                        views.get(scene.scene_id), event.dataset_id, scene, event.at
+                    )
+                    changed.add(scene.scene_id)
+            elif isinstance(event, SceneEvent | SceneQueued | SceneRequeued | ObjectCorrected):
+                view = views.get(event.scene_id)
+                if view is None:
+                    parked.append(
+                        Parked(
+                            entry.entry_id,
+                            event_type_of(entry),
+                            f"scene {event.scene_id} is not registered",
+                            entry.raw,
+                        )
+                    )
+                    continue
+                try:
+                    apply_scene_view(view, event)
+                except Unapplicable as exc:
+                    parked.append(Parked(entry.entry_id, event_type_of(entry), str(exc), entry.raw))
+                    continue
+                changed.add(event.scene_id)
+        await store_views(conn, [views[s] for s in sorted(changed)])
+        return parked
+
+
+async def load_views(conn: asyncpg.Connection[Any], scene_ids: set[str]) -> dict[str, SceneView]:
+    ids = list(scene_ids)
+    rows = await conn.fetch(
+        f"SELECT {', '.join(SCENE_COLUMNS)} FROM scenes WHERE scene_id = ANY($1::text[])", ids
+    )
+    views = {r["scene_id"]: SceneView(row=SceneRow(**dict(r))) for r in rows}
+    if not views:
+        return views
+    ids = list(views)
+    for r in await conn.fetch(
+        f"SELECT {', '.join(STYLE_COLUMNS)} FROM scene_styles WHERE scene_id = ANY($1::text[])", ids
+    ):
+        views[r["scene_id"]].styles[r["style_code"]] = StyleRow(**dict(r))
+    for r in await conn.fetch(
+        f"SELECT {', '.join(OBJECT_COLUMNS)} FROM objects WHERE scene_id = ANY($1::text[])", ids
+    ):
+        views[r["scene_id"]].objects[r["object_id"]] = ObjectRow(**dict(r))
+    for r in await conn.fetch(
+        f"SELECT {', '.join(MATERIAL_COLUMNS)} FROM object_materials "
+        "WHERE scene_id = ANY($1::text[])",
+        ids,
+    ):
+        views[r["scene_id"]].materials[(r["object_id"], r["material_code"])] = MaterialRow(
+            **dict(r)
+        )
+    return views
+
+
+async def store_views(conn: asyncpg.Connection[Any], views: Sequence[SceneView]) -> None:
+    if not views:
+        return
+    ids = [v.row.scene_id for v in views]
+    await upsert(conn, "scenes", ("scene_id",), SCENE_COLUMNS, (_astuple(v.row) for v in views))
+    await replace_children(
+        conn,
+        "scene_styles",
+        "scene_id",
+        ids,
+        STYLE_COLUMNS,
+        (_astuple(s) for v in views for s in v.styles.values()),
+    )
+    await replace_children(
+        conn,
+        "objects",
+        "scene_id",
+        ids,
+        OBJECT_COLUMNS,
+        (_astuple(o) for v in views for o in v.objects.values()),
+    )
+    await replace_children(
+        conn,
+        "object_materials",
+        "scene_id",
+        ids,
+        MATERIAL_COLUMNS,
+        (_astuple(m) for v in views for m in v.materials.values()),
+    )

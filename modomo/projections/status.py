@@ -1,0 +1,69 @@
+"""Where each projector stands: position, lag, parked entries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+
+from modomo.projections.registry import PROJECTORS
+from modomo.projections.source import entries_added
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectorStatus:
+    name: str
+    position: str
+    events_seen: int
+    lag: int | None
+    parked: int
+
+
+async def statuses(
+    conn: asyncpg.Connection[Any], redis: Redis, stream: str
+) -> list[ProjectorStatus]:
+    added = await entries_added(redis, stream)
+    rows = {
+        r["name"]: r
+        for r in await conn.fetch(
+            "SELECT name, position, events_seen FROM projector_checkpoints "
+            "UNION ALL SELECT name, position, events_seen FROM log_checkpoints"
+        )
+    }
+    parked = {
+        r["projector"]: r["n"]
+        for r in await conn.fetch(
+            "SELECT projector, count(*) AS n FROM parked_events GROUP BY projector"
+        )
+    }
+    out = []
+    for name in PROJECTORS:
+        row = rows.get(name)
+        seen = int(row["events_seen"]) if row else 0
+        out.append(
+            ProjectorStatus(
+                name=name,
+                position=row["position"] if row else "0-0",
+                events_seen=seen,
+                lag=max(added - seen, 0) if added is not None else None,
+                parked=int(parked.get(name, 0)),
+            )
+        )
+    return out
+
+
+async def trim_log(conn: asyncpg.Connection[Any], redis: Redis, stream: str) -> int:
+    """Trim the Redis log below the slowest projector's checkpoint (the archive included,
+    so everything trimmed is in ``event_log``); returns how many entries went."""
+    rows = await conn.fetch(
+        "SELECT position FROM projector_checkpoints UNION ALL SELECT position FROM log_checkpoints"
+    )
+    positions = {r["position"] for r in rows}
+    if len(rows) < len(PROJECTORS) or "0-0" in positions:
+        return 0  # some projector has not started: it still needs the whole log
+    lowest = min(positions, key=lambda p: tuple(int(x) for x in p.split("-")))
+    # MINID keeps entries >= the id; the checkpoint entry itself is already applied.
+    ms, seq = (int(x) for x in lowest.split("-"))
+    return int(await redis.xtrim(stream, minid=f"{ms}-{seq + 1}", approximate=False))

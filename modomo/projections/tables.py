@@ -1,0 +1,61 @@
+"""Bulk writes shared by the projectors: COPY into a temporary table, then one upsert."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import asyncpg
+
+
+async def columns(conn: asyncpg.Connection[Any], table: str) -> list[str]:
+    """The table's columns in order (as the search path resolves it)."""
+    rows = await conn.fetch(
+        "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = $1::regclass "
+        "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        table,
+    )
+    return [r["attname"] for r in rows]
+
+
+async def make_staging(conn: asyncpg.Connection[Any], table: str) -> None:
+    """``_<table>``: a temporary twin of ``table`` that empties at every commit."""
+    await conn.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS _{table} (LIKE {table} INCLUDING DEFAULTS) "
+        "ON COMMIT DELETE ROWS"
+    )
+
+
+async def upsert(
+    conn: asyncpg.Connection[Any],
+    table: str,
+    key: Sequence[str],
+    cols: Sequence[str],
+    records: Iterable[tuple[Any, ...]],
+) -> None:
+    """Insert or replace ``records`` (tuples in ``cols`` order) by ``key``."""
+    records = list(records)
+    if not records:
+        return
+    await conn.copy_records_to_table(f"_{table}", records=records, columns=list(cols))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in key)
+    await conn.execute(
+        f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _{table} "
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
+    await conn.execute(f"TRUNCATE _{table}")
+
+
+async def replace_children(
+    conn: asyncpg.Connection[Any],
+    table: str,
+    parent: str,
+    parents: Sequence[str],
+    cols: Sequence[str],
+    records: Iterable[tuple[Any, ...]],
+) -> None:
+    """Delete every row of ``parents`` from ``table`` and insert ``records`` instead."""
+    await conn.execute(f"DELETE FROM {table} WHERE {parent} = ANY($1::text[])", list(parents))
+    records = list(records)
+    if records:
+        await conn.copy_records_to_table(table, records=records, columns=list(cols))
