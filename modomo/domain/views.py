@@ -162,7 +162,6 @@ def register(
 def apply_scene_view(view: SceneView, event: EventBase) -> None:
     """Fold one scene event into ``view`` in place; raises Unapplicable to park it."""
     row = view.row
-    row.updated_at = event.at
     match event:
         case SceneQueued() | SceneRequeued():
             row.status = "queued"
@@ -259,6 +258,10 @@ def apply_scene_view(view: SceneView, event: EventBase) -> None:
             row.last_job_id = event.job_id
         case ObjectCorrected():
             _correct(view, event)
+        case _:
+            return
+    # Only after the event applied: a parked event leaves the view as it was.
+    row.updated_at = event.at
 
 
 def _replace_objects(view: SceneView, source: str, fresh: dict[str, ObjectRow]) -> None:

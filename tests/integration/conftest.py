@@ -57,15 +57,21 @@ async def redis(prefix: str, settings: Settings) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-DATABASE_URL = os.environ.get("MODOMO_TEST_DATABASE_URL",
-                              "postgresql://postgres@127.0.0.1:5432/test")
+DATABASE_URL = os.environ.get(
+    "MODOMO_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture
 async def db_settings(prefix: str) -> AsyncIterator[Settings]:
     """Settings pointing at fresh, migrated schemas of their own in the test database."""
-    settings = fast_settings(prefix, database_url=DATABASE_URL, db_schema=f"{prefix}_rm",
-                             db_log_schema=f"{prefix}_log", projector_batch=200)
+    settings = fast_settings(
+        prefix,
+        database_url=DATABASE_URL,
+        db_schema=f"{prefix}_rm",
+        db_log_schema=f"{prefix}_log",
+        projector_batch=200,
+    )
     import asyncpg
 
     from modomo.projections.migrate import migrate
@@ -76,7 +82,8 @@ async def db_settings(prefix: str) -> AsyncIterator[Settings]:
         yield settings
     finally:
         schemas = await conn.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"{prefix}%")
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"{prefix}%"
+        )
         for row in schemas:
             await conn.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
         await conn.close()

@@ -20,17 +20,26 @@ from modomo.settings import Settings
 from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
 
-READ_TABLES = ("datasets", "jobs", "job_scenes", "scenes", "scene_styles", "objects",
-               "object_materials", "reviews")
+READ_TABLES = (
+    "datasets",
+    "jobs",
+    "job_scenes",
+    "scenes",
+    "scene_styles",
+    "objects",
+    "object_materials",
+    "reviews",
+)
 
 
-async def publish(redis: Redis, settings: Settings, events: Sequence[EventBase],
-                  chunk: int = 500) -> str:
+async def publish(
+    redis: Redis, settings: Settings, events: Sequence[EventBase], chunk: int = 500
+) -> str:
     """Append ``events`` in order; returns the last log entry id."""
     log = EventLog(redis, Keys(settings.redis_prefix))
     last = "0-0"
     for start in range(0, len(events), chunk):
-        appended = await log.append(events[start:start + chunk])
+        appended = await log.append(events[start : start + chunk])
         last = appended.log_ids[-1]
     return last
 
@@ -47,8 +56,13 @@ async def caught_up(settings: Settings, names: Sequence[str], last: str) -> bool
         await conn.close()
 
 
-async def project(redis: Redis, settings: Settings, last: str,
-                  names: Sequence[str] = tuple(PROJECTORS), within: float = 60) -> None:
+async def project(
+    redis: Redis,
+    settings: Settings,
+    last: str,
+    names: Sequence[str] = tuple(PROJECTORS),
+    within: float = 60,
+) -> None:
     """Run the projectors in this process until each has applied the log up to ``last``."""
     runners = [ProjectorRunner(settings, redis, p, lease_poll_s=0.1) for p in select(list(names))]
     tasks = [asyncio.create_task(r.run()) for r in runners]
@@ -77,8 +91,9 @@ def _norm(value: Any) -> Any:
     return value
 
 
-async def dump(settings: Settings, schema: str | None = None,
-               tables: Sequence[str] = READ_TABLES) -> dict[str, list[tuple[Any, ...]]]:
+async def dump(
+    settings: Settings, schema: str | None = None, tables: Sequence[str] = READ_TABLES
+) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the read-model tables, normalised and sorted, for comparisons."""
     conn: asyncpg.Connection[Any] = await db.connect(settings, schema=schema)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import msgspec
@@ -31,7 +32,7 @@ from modomo.projections.replay import replay
 from modomo.projections.status import statuses, trim_log
 from modomo.settings import Settings
 from modomo.streams.keys import EVENT_FIELD, Keys
-from tests.integration.projection_support import _norm, dump, project, publish
+from tests.integration.projection_support import READ_TABLES, _norm, dump, project, publish
 
 pytestmark = pytest.mark.integration
 
@@ -42,25 +43,24 @@ def pure_scenes(events: list[EventBase]) -> dict[str, SceneView]:
     for event in events:
         if isinstance(event, ScenesRegistered):
             for scene in event.scenes:
-                views[scene.scene_id] = register(views.get(scene.scene_id), event.dataset_id,
-                                                 scene, event.at)
+                views[scene.scene_id] = register(
+                    views.get(scene.scene_id), event.dataset_id, scene, event.at
+                )
         elif (scene_id := getattr(event, "scene_id", None)) in views and not isinstance(
             event, ReviewSubmitted
         ):
-            try:
+            with contextlib.suppress(Unapplicable):
                 apply_scene_view(views[scene_id], event)
-            except Unapplicable:
-                pass
     return views
 
 
 def _rows(structs: Any) -> list[tuple[Any, ...]]:
-    return sorted((tuple(_norm(v) for v in msgspec.structs.astuple(s)) for s in structs),
-                  key=repr)
+    return sorted((tuple(_norm(v) for v in msgspec.structs.astuple(s)) for s in structs), key=repr)
 
 
-@hsettings(max_examples=6, deadline=None,
-           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 10_000), scenes=st.integers(1, 30), batch=st.integers(1, 97))
 async def test_projected_tables_agree_with_the_pure_fold(
     redis: Redis, db_settings: Settings, seed: int, scenes: int, batch: int
@@ -75,12 +75,23 @@ async def test_projected_tables_agree_with_the_pure_fold(
         tables = await dump(settings)
     finally:
         conn = await db.connect(settings)
-        for table in (*await _read_tables(conn), "event_log", "log_checkpoints"):
+        for table in (
+            *READ_TABLES,
+            "projector_checkpoints",
+            "parked_events",
+            "event_log",
+            "log_checkpoints",
+        ):
             await conn.execute(f"TRUNCATE {table}")
         await conn.close()
-        await redis.delete(Keys(settings.redis_prefix).events,
-                           *(Keys(settings.redis_prefix).job_events(e.job_id)
-                             for e in events if isinstance(e, JobCreated)))
+        await redis.delete(
+            Keys(settings.redis_prefix).events,
+            *(
+                Keys(settings.redis_prefix).job_events(e.job_id)
+                for e in events
+                if isinstance(e, JobCreated)
+            ),
+        )
 
     views = pure_scenes(events).values()
     assert tables["scenes"] == _rows(v.row for v in views)
@@ -95,16 +106,19 @@ async def test_projected_tables_agree_with_the_pure_fold(
         assert state is not None
         summary = state.summary()
         row = jobs[created.job_id]
-        assert row[2:9] == (summary.status, summary.total, summary.queued, summary.running,
-                            summary.ok, summary.partial, summary.failed)
+        assert row[2:9] == (
+            summary.status,
+            summary.total,
+            summary.queued,
+            summary.running,
+            summary.ok,
+            summary.partial,
+            summary.failed,
+        )
     assert len(tables["reviews"]) == sum(isinstance(e, ReviewSubmitted) for e in events)
     assert [r[0] for r in tables["datasets"]] == [
-        e.dataset_id for e in events if isinstance(e, DatasetCreated)]
-
-
-async def _read_tables(conn: Any) -> list[str]:
-    return ["datasets", "jobs", "job_scenes", "scenes", "scene_styles", "objects",
-            "object_materials", "reviews", "projector_checkpoints", "parked_events"]
+        e.dataset_id for e in events if isinstance(e, DatasetCreated)
+    ]
 
 
 async def test_parked_events_do_not_stop_the_events_behind_them(
@@ -114,23 +128,26 @@ async def test_parked_events_do_not_stop_the_events_behind_them(
     good = synthetic_log(3, 4, reviews=False, rerun=False)
     registered = next(e for e in good if isinstance(e, ScenesRegistered)).scenes[0].scene_id
     bad: list[EventBase] = [
-        SceneCaptioned(job_id="j", scene_id="never-registered", model=ModelRef(id="blip"),
-                       caption="a room"),
+        SceneCaptioned(
+            job_id="j", scene_id="never-registered", model=ModelRef(id="blip"), caption="a room"
+        ),
         ObjectCorrected(object_id="no-such-object", scene_id=registered, category="sofa"),
     ]
     last = await publish(redis, settings, [*good[:3], *bad, *good[3:]])
     await Redis.xadd(redis, Keys(settings.redis_prefix).events, {EVENT_FIELD: b"garbage"})
-    tail = ScenesRegistered(dataset_id="d2", scenes=(RegisteredScene(
-        scene_id="late-scene", r2_key_original="scenes/late-scene.jpg"),))
+    tail = ScenesRegistered(
+        dataset_id="d2",
+        scenes=(RegisteredScene(scene_id="late-scene", r2_key_original="scenes/late-scene.jpg"),),
+    )
     last = await publish(redis, settings, [tail])
     await project(redis, settings, last)
 
     conn = await db.connect(settings)
     try:
-        parked = await conn.fetch("SELECT projector, event_type, reason FROM parked_events "
-                                  "ORDER BY projector, entry_id")
-        assert await conn.fetchval(
-            "SELECT count(*) FROM scenes WHERE scene_id = 'late-scene'") == 1
+        parked = await conn.fetch(
+            "SELECT projector, event_type, reason FROM parked_events ORDER BY projector, entry_id"
+        )
+        assert await conn.fetchval("SELECT count(*) FROM scenes WHERE scene_id = 'late-scene'") == 1
         rows = await statuses(conn, redis, Keys(settings.redis_prefix).events)
     finally:
         await conn.close()
@@ -174,16 +191,21 @@ async def test_replay_from_archive_or_redis_rebuilds_identical_tables(
     conn = await db.connect(settings)
     after = await conn.fetch("SELECT name, position FROM projector_checkpoints ORDER BY 1")
     leftovers = await conn.fetchval(
-        "SELECT count(*) FROM pg_namespace WHERE nspname = $1", f"{settings.db_schema}_shadow")
+        "SELECT count(*) FROM pg_namespace WHERE nspname = $1", f"{settings.db_schema}_shadow"
+    )
     await conn.close()
     assert [tuple(r) for r in after] == [tuple(r) for r in checkpoints]
     assert leftovers == 0
 
-    from_redis = await replay(settings, select(["scenes"]), redis=redis, into="t_fromredis_" +
-                              settings.redis_prefix)
+    from_redis = await replay(
+        settings, select(["scenes"]), redis=redis, into="t_fromredis_" + settings.redis_prefix
+    )
     assert not from_redis.swapped
-    rebuilt = await dump(settings, schema=from_redis.schema,
-                         tables=("scenes", "objects", "scene_styles", "object_materials"))
+    rebuilt = await dump(
+        settings,
+        schema=from_redis.schema,
+        tables=("scenes", "objects", "scene_styles", "object_materials"),
+    )
     assert rebuilt == {t: live[t] for t in rebuilt}
     conn = await db.connect(settings)
     await conn.execute(f'DROP SCHEMA "{from_redis.schema}" CASCADE')
@@ -199,7 +221,7 @@ async def test_replay_until_shows_the_tables_as_they_stood(
     assert corrections, "the sample log should hold a correction"
     before = events[: corrections[0]]
     middle = await publish(redis, settings, before)
-    last = await publish(redis, settings, events[corrections[0]:])
+    last = await publish(redis, settings, events[corrections[0] :])
     await project(redis, settings, last)
 
     result = await replay(settings, select(["scenes", "jobs"]), until_id=middle)
@@ -212,8 +234,9 @@ async def test_replay_until_shows_the_tables_as_they_stood(
     assert corrected_then == []
     assert corrected_now
 
-    by_time = await replay(settings, select(["scenes"]), until_at=before[-1].at,
-                           into=f"{settings.db_schema}_t")
+    by_time = await replay(
+        settings, select(["scenes"]), until_at=before[-1].at, into=f"{settings.db_schema}_t"
+    )
     assert by_time.events == len(before)
 
 
