@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import asyncpg
@@ -39,7 +40,7 @@ async def connect(settings: Settings, schema: str | None = None) -> asyncpg.Conn
         statement_cache_size=settings.db_statement_cache_size,
         server_settings={
             "search_path": f"{quote(read)}, {quote(settings.db_log_schema)}",
-            "application_name": "modomo",
+            "application_name": f"modomo:{os.getpid()}",
         },
     )
     await _init(conn)
@@ -53,7 +54,7 @@ async def pool(settings: Settings, **options: Any) -> asyncpg.Pool[Any]:
         statement_cache_size=settings.db_statement_cache_size,
         server_settings={
             "search_path": f"{quote(settings.db_schema)}, {quote(settings.db_log_schema)}",
-            "application_name": "modomo",
+            "application_name": f"modomo:{os.getpid()}",
         },
         init=_init,
         **options,

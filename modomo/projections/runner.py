@@ -34,6 +34,7 @@ _RETRYABLE = (
     asyncpg.InterfaceError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
+    asyncpg.exceptions.InternalClientError,
     RedisConnectionError,
     RedisTimeoutError,
 )
@@ -59,17 +60,31 @@ class ProjectorRunner:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Project until :meth:`stop`, surviving restarts of Postgres and Redis."""
+        """Project until :meth:`stop`, surviving restarts of Postgres and Redis.
+
+        Whatever breaks a batch (a lost connection, a server shutting down, an unexpected
+        error) rolls that batch back; the runner reconnects, takes the lease again and
+        resumes from the checkpoint, so nothing is lost or applied twice. Events that can
+        never apply are parked, not raised, so a repeating failure here is infrastructure
+        and is logged as an error each time.
+        """
+        failures = 0
         while not self._stopping.is_set():
             conn: asyncpg.Connection[Any] | None = None
             try:
                 conn = await db.connect(self.settings)
                 if await self._lease(conn):
                     await self.projector.prepare(conn)
+                    failures = 0
                     await self._follow(conn)
             except _RETRYABLE as exc:
+                failures += 1
                 self._log.warning("projector_connection_lost", error=repr(exc))
-                await self._pause(1.0)
+                await self._pause(min(0.5 * failures, 5.0))
+            except Exception as exc:
+                failures += 1
+                self._log.error("projector_failed", error=repr(exc), exc_info=exc)
+                await self._pause(min(0.5 * 2**failures, 30.0))
             finally:
                 self.active.clear()
                 metrics.ACTIVE.labels(self.projector.name).set(0)
