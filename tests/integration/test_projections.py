@@ -266,3 +266,54 @@ async def test_trim_keeps_what_a_projector_still_needs_and_catches_up_from_the_a
     await project(redis, settings, last)
     tables = await dump(settings, tables=("datasets",))
     assert len(tables["datasets"]) == 1
+
+
+async def test_stats_agree_with_the_rows_and_the_pure_fold(
+    redis: Redis, db_settings: Settings
+) -> None:
+    from collections import Counter
+
+    from modomo.projections.stats import KINDS, distribution, overview
+
+    settings = db_settings
+    events = synthetic_log(13, 60)
+    last = await publish(redis, settings, events)
+    await project(redis, settings, last)
+    views = list(pure_scenes(events).values())
+    conn = await db.connect(settings)
+    try:
+        summary = await overview(conn)
+        dists = {kind: await distribution(conn, kind) for kind in KINDS}
+        with pytest.raises(KeyError, match="one of: scene_type"):
+            await distribution(conn, "weather")
+        dataset = await conn.fetchval("SELECT dataset_id FROM datasets")
+        only_other = await distribution(conn, "category", dataset_id="no-such-dataset")
+        only_this = await distribution(conn, "category", dataset_id=dataset)
+    finally:
+        await conn.close()
+
+    objects = [o for v in views for o in v.objects.values()]
+    assert summary.scenes == len(views)
+    assert summary.objects == len(objects)
+    assert summary.datasets == 1
+    assert summary.corrected_objects == sum(o.corrected_by is not None for o in objects)
+    assert summary.scenes_by_status == dict(Counter(v.row.status for v in views))
+    assert sum(summary.jobs_by_status.values()) == 2
+    categories = Counter(o.category_code for o in objects)
+    assert {b.key: b.count for b in dists["category"]} == dict(categories)
+    assert [b.count for b in dists["category"]] == sorted(categories.values(), reverse=True)
+    assert {b.key: b.count for b in dists["scene_type"]} == dict(
+        Counter(v.row.scene_type for v in views if v.row.scene_type)
+    )
+    assert {b.key: b.count for b in dists["style"]} == dict(
+        Counter(s for v in views for s in v.styles)
+    )
+    assert {b.key: b.count for b in dists["material"]} == dict(
+        Counter(code for v in views for (_, code) in v.materials)
+    )
+    assert sum(b.count for b in dists["colour"]) == sum(len(v.row.palette or ()) for v in views)
+    assert sum(b.count for b in dists["confidence"]) == len(objects)
+    assert all(b.key in {f"{i / 10:.1f}" for i in range(10)} for b in dists["confidence"])
+    assert abs(sum(b.share for b in dists["category"]) - 1) < 1e-3
+    assert only_other == []
+    assert only_this == dists["category"]
