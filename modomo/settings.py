@@ -40,8 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Schema of the event archive and the migration records (never swapped)."""
     db_statement_cache_size: int = 100
     """asyncpg prepared-statement cache; 0 behind a transaction-mode pooler (Supabase)."""
-    projector_batch: int = 1000
-    """Events a projector applies per transaction."""
+    projector_batch: int = 5000
+    """Most events a projector applies per transaction (fewer when it is caught up)."""
 
     s3_endpoint_url: str = "http://127.0.0.1:8333"
     """S3-compatible endpoint (Cloudflare R2 in production)."""

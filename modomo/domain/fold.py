@@ -45,7 +45,7 @@ _QUEUED, _STARTED, _RETRYING, _ENDED, _REQUEUED = 0, 1, 2, 3, 4
 """Phases within one attempt, in the order they happen."""
 
 
-class SceneState(msgspec.Struct, frozen=True, kw_only=True):
+class SceneState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Where one scene of one job stands."""
 
     scene_id: str

@@ -73,8 +73,13 @@ def synthetic_log(
     failure_rate: float = 0.1,
     reviews: bool = True,
     rerun: bool = True,
+    workers: int = 8,
 ) -> list[EventBase]:
-    """A whole log over ``scenes`` scenes, about 15 events per scene."""
+    """A whole log over ``scenes`` scenes, about 15 events per scene.
+
+    ``workers`` scenes are in flight at once, as with that many GPU workers: their events
+    interleave, while the scenes behind them wait their turn.
+    """
     rng = random.Random(seed)
     clock = _Clock()
 
@@ -106,7 +111,7 @@ def synthetic_log(
         JobCreated(job_id=job_id, dataset_id=dataset_id, scene_ids=tuple(scene_ids), **stamp())
     )
     histories = [_scene_history(rng, job_id, s, failure_rate) for s in scene_ids]
-    log.extend(_interleave(rng, histories, stamp))
+    log.extend(_interleave(rng, histories, stamp, workers))
 
     if reviews:
         for scene_id, history in zip(scene_ids, histories, strict=True):
@@ -179,10 +184,14 @@ def _interleave(
     rng: random.Random,
     histories: list[list[EventBase]],
     stamp: Callable[[], dict[str, Any]],
+    workers: int,
 ) -> list[EventBase]:
-    """Merge the scenes' histories, each kept in its own order, restamped in log order."""
+    """Merge the scenes' histories, each kept in its own order, restamped in log order,
+    with at most ``workers`` histories in progress at a time."""
     cursors = [0] * len(histories)
-    live = [i for i, h in enumerate(histories) if h]
+    waiting = [i for i, h in enumerate(histories) if h]
+    waiting.reverse()
+    live = [waiting.pop() for _ in range(min(workers, len(waiting)))]
     out: list[EventBase] = []
     while live:
         k = rng.randrange(len(live))
@@ -192,6 +201,8 @@ def _interleave(
         cursors[i] += 1
         if cursors[i] == len(histories[i]):
             live.pop(k)
+            if waiting:
+                live.append(waiting.pop())
     return out
 
 

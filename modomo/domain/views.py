@@ -4,6 +4,9 @@ The Postgres projectors load the rows an event batch touches into these views, a
 batch with the functions here, and write the views back, so the tables always equal the
 pure fold of the log (a hypothesis test holds them to it).
 
+Rows are msgspec Structs with ``gc=False``: they hold no reference cycles, and keeping
+them out of the cyclic collector's sight makes a large batch markedly faster.
+
 Rules the scene view keeps:
 
 - Stage results fill their columns as they arrive (partial saves stay visible).
@@ -51,7 +54,7 @@ class Unapplicable(ValueError):
     """The event refers to something the read model does not have; it gets parked."""
 
 
-class SceneRow(msgspec.Struct, kw_only=True):
+class SceneRow(msgspec.Struct, kw_only=True, gc=False):
     scene_id: str
     dataset_id: str
     r2_key_original: str
@@ -84,14 +87,14 @@ class SceneRow(msgspec.Struct, kw_only=True):
     updated_at: datetime | None = None
 
 
-class StyleRow(msgspec.Struct, kw_only=True):
+class StyleRow(msgspec.Struct, kw_only=True, gc=False):
     scene_id: str
     style_code: str
     score: float
     model: str
 
 
-class ObjectRow(msgspec.Struct, kw_only=True):
+class ObjectRow(msgspec.Struct, kw_only=True, gc=False):
     object_id: str
     scene_id: str
     category_code: str
@@ -110,7 +113,7 @@ class ObjectRow(msgspec.Struct, kw_only=True):
     corrected_at: datetime | None = None
 
 
-class MaterialRow(msgspec.Struct, kw_only=True):
+class MaterialRow(msgspec.Struct, kw_only=True, gc=False):
     object_id: str
     material_code: str
     scene_id: str
@@ -122,7 +125,7 @@ CORRECTION_MODEL = "review"
 """The ``model`` of a row a reviewer wrote."""
 
 
-class SceneView(msgspec.Struct, kw_only=True):
+class SceneView(msgspec.Struct, kw_only=True, gc=False):
     """One scene's rows across ``scenes``, ``scene_styles``, ``objects`` and
     ``object_materials``."""
 
@@ -130,6 +133,9 @@ class SceneView(msgspec.Struct, kw_only=True):
     styles: dict[str, StyleRow] = msgspec.field(default_factory=dict)
     objects: dict[str, ObjectRow] = msgspec.field(default_factory=dict)
     materials: dict[tuple[str, str], MaterialRow] = msgspec.field(default_factory=dict)
+    touched: set[str] = msgspec.field(default_factory=set)
+    """Which of ``styles``, ``objects``, ``materials`` changed since loaded (a writer
+    rewrites only those); not part of any row."""
 
 
 def register(
@@ -174,6 +180,7 @@ def apply_scene_view(view: SceneView, event: EventBase) -> None:
             row.scene_type_conf = event.confidence
             row.scene_type_model = model.id
         case StylesClassified(model=model):
+            view.touched.add("styles")
             view.styles = {
                 s.code: StyleRow(
                     scene_id=row.scene_id, style_code=s.code, score=s.score, model=model.id
@@ -220,6 +227,7 @@ def apply_scene_view(view: SceneView, event: EventBase) -> None:
             _replace_objects(view, "label", fresh)
             row.label_model = model.id
         case MasksSegmented(model=model):
+            view.touched.add("objects")
             for mask in event.masks:
                 obj = view.objects.get(mask.object_id)
                 if obj is not None:
@@ -266,6 +274,7 @@ def apply_scene_view(view: SceneView, event: EventBase) -> None:
 
 def _replace_objects(view: SceneView, source: str, fresh: dict[str, ObjectRow]) -> None:
     """A stage's new objects replace that stage's old ones; corrections survive a rerun."""
+    view.touched.update(("objects", "materials"))
     for object_id, old in list(view.objects.items()):
         if old.source != source:
             continue
@@ -286,6 +295,7 @@ def _replace_objects(view: SceneView, source: str, fresh: dict[str, ObjectRow]) 
 def _set_materials(
     view: SceneView, object_id: str, scored: list[tuple[str, float]], model: str
 ) -> None:
+    view.touched.add("materials")
     for key in [k for k in view.materials if k[0] == object_id]:
         del view.materials[key]
     for code, score in scored:
@@ -302,6 +312,7 @@ def _correct(view: SceneView, event: ObjectCorrected) -> None:
     obj = view.objects.get(event.object_id)
     if obj is None:
         raise Unapplicable(f"object {event.object_id} is not in scene {event.scene_id}")
+    view.touched.add("objects")
     if event.category is not None:
         obj.category_code = event.category
     if event.bbox is not None:
@@ -319,7 +330,7 @@ def _correct(view: SceneView, event: ObjectCorrected) -> None:
 # --- jobs ------------------------------------------------------------------------------------
 
 
-class JobRow(msgspec.Struct, kw_only=True):
+class JobRow(msgspec.Struct, kw_only=True, gc=False):
     job_id: str
     dataset_id: str
     status: str
@@ -338,7 +349,7 @@ class JobRow(msgspec.Struct, kw_only=True):
     updated_at: datetime | None = None
 
 
-class JobSceneRow(msgspec.Struct, kw_only=True):
+class JobSceneRow(msgspec.Struct, kw_only=True, gc=False):
     job_id: str
     scene_id: str
     status: str = "queued"

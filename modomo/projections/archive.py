@@ -13,39 +13,30 @@ from modomo.projections.projector import LogEntry, Parked, Projector
 from modomo.projections.tables import make_staging
 
 _COLUMNS = ("ms", "seq", "event_id", "type", "job_id", "at", "v", "payload")
-_raw = msgspec.json.Decoder(dict[str, Any])
+
+
+class _Meta(msgspec.Struct):
+    """The archive's columns of an event, read without decoding the rest of it."""
+
+    event_id: str = ""
+    type: str = "unreadable"
+    job_id: str | None = None
+    at: datetime | None = None
+    v: int = 0
+
+
+_meta = msgspec.json.Decoder(_Meta)
 
 
 def _fields(entry: LogEntry) -> tuple[Any, ...]:
     ms, seq = entry.ms_seq
-    event = entry.event
-    if event is not None:
-        return (
-            ms,
-            seq,
-            event.event_id,
-            event.__struct_config__.tag,
-            getattr(event, "job_id", None),
-            event.at,
-            event.v,
-            entry.raw,
-        )
-    # Kept as it is: a later version of the code may read what this one cannot.
     try:
-        raw = _raw.decode(entry.raw)
+        meta = _meta.decode(entry.raw)
     except msgspec.DecodeError:
-        raw = {}
-    at = datetime.fromtimestamp(ms / 1000, UTC)
-    return (
-        ms,
-        seq,
-        str(raw.get("event_id", "")),
-        str(raw.get("type", "unreadable")),
-        raw.get("job_id") if isinstance(raw.get("job_id"), str) else None,
-        at,
-        raw.get("v") if isinstance(raw.get("v"), int) else 0,
-        entry.raw,
-    )
+        # Kept as it is all the same: a later version of the code may read it.
+        meta = _Meta()
+    at = meta.at or datetime.fromtimestamp(ms / 1000, UTC)
+    return (ms, seq, meta.event_id, meta.type, meta.job_id, at, meta.v, entry.raw)
 
 
 class ArchiveProjector(Projector):
@@ -53,6 +44,7 @@ class ArchiveProjector(Projector):
     tables: ClassVar[tuple[str, ...]] = ()
     checkpoint_table = "log_checkpoints"
     parks = False
+    interest: ClassVar[frozenset[str] | None] = frozenset()
 
     async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
         await make_staging(conn, "event_log")
@@ -67,5 +59,5 @@ class ArchiveProjector(Projector):
             f"INSERT INTO event_log ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
             "FROM _event_log ON CONFLICT DO NOTHING"
         )
-        await conn.execute("TRUNCATE _event_log")
+        await conn.execute("DELETE FROM _event_log")
         return []

@@ -14,6 +14,7 @@ from modomo.projections.projector import LogEntry, Parked, Projector
 class DatasetsProjector(Projector):
     name = "datasets"
     tables: ClassVar[tuple[str, ...]] = ("datasets",)
+    interest: ClassVar[frozenset[str] | None] = frozenset({"dataset_created"})
 
     async def apply(
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
@@ -36,6 +37,7 @@ class DatasetsProjector(Projector):
 class ReviewsProjector(Projector):
     name = "reviews"
     tables: ClassVar[tuple[str, ...]] = ("reviews",)
+    interest: ClassVar[frozenset[str] | None] = frozenset({"review_submitted"})
 
     async def apply(
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]

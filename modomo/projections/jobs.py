@@ -9,6 +9,7 @@ import asyncpg
 import msgspec
 
 from modomo.domain.events import (
+    EVENT_TYPES,
     JobCompleted,
     JobCreated,
     JobEvent,
@@ -27,6 +28,9 @@ JOB_SCENE_COLUMNS = tuple(JobSceneRow.__struct_fields__)
 class JobsProjector(Projector):
     name = "jobs"
     tables: ClassVar[tuple[str, ...]] = ("jobs", "job_scenes")
+    interest: ClassVar[frozenset[str] | None] = frozenset(
+        tag for tag, cls in EVENT_TYPES.items() if issubclass(cls, JobEvent)
+    )
 
     async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
         await make_staging(conn, "jobs")

@@ -26,8 +26,8 @@ from modomo.projections.db import quote
 from modomo.projections.migrate import create_read_schema
 from modomo.projections.projector import (
     SWAP_LOCK,
-    LogEntry,
     Projector,
+    RawEntry,
     apply_batch,
     parse_id,
 )
@@ -117,21 +117,21 @@ async def _fold_all(
 ) -> None:
     position = "0-0"
     while True:
-        entries: list[LogEntry]
+        entries: list[RawEntry]
         if redis is None:
             entries = await log_after(conn, position, batch, until_id, until_at)
         else:
             entries = await stream_after(redis, keys.events, position, batch)
             if until_id is not None:
                 bound = parse_id(until_id)
-                entries = [e for e in entries if e.ms_seq <= bound]
+                entries = [e for e in entries if parse_id(e[0]) <= bound]
         if not entries:
             return
         for projector in projectors:
-            moved = await apply_batch(conn, projector, entries, position)
+            moved = await apply_batch(conn, projector, projector.decode(entries), position)
             if moved is not None:
                 raise ReplayError(f"the shadow checkpoint of {projector.name} moved to {moved}")
-        position = entries[-1].entry_id
+        position = entries[-1][0]
         result.events += len(entries)
         result.last_position = position
         if progress is not None:

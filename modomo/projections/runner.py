@@ -21,12 +21,11 @@ from modomo.projections.projector import (
     LogEntry,
     Projector,
     apply_batch,
-    decode_entry,
     read_checkpoint,
 )
-from modomo.projections.source import entries_added, log_after, stream_gap
+from modomo.projections.source import entries_added, log_after, stream_after, stream_gap
 from modomo.settings import Settings
-from modomo.streams.keys import EVENT_FIELD, Keys
+from modomo.streams.keys import Keys
 
 _RETRYABLE = (
     OSError,
@@ -135,14 +134,12 @@ class ProjectorRunner:
         batch = self.settings.projector_batch
         if await stream_gap(self.redis, self.keys.events, seen):
             # Entries after our position were trimmed from Redis: read them from the archive.
-            entries = await log_after(conn, self.position, batch)
-            if entries:
-                return entries
+            archived = await log_after(conn, self.position, batch)
+            if archived:
+                return self.projector.decode(archived)
             self._log.error("projector_gap_unrecoverable", position=self.position)
-        reply: Any = await self.redis.xread(
-            {self.keys.events: self.position}, count=batch, block=self.settings.block_ms
+        return self.projector.decode(
+            await stream_after(
+                self.redis, self.keys.events, self.position, batch, self.settings.block_ms
+            )
         )
-        if not reply:
-            return []
-        rows = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-        return [decode_entry(entry_id.decode(), fields[EVENT_FIELD]) for entry_id, fields in rows]

@@ -60,6 +60,7 @@ class ScenesProjector(Projector):
         if not touched:
             return []
         views = await load_views(conn, touched)
+        loaded = set(views)
         changed: set[str] = set()
         parked: list[Parked] = []
         for entry in entries:
@@ -88,7 +89,7 @@ class ScenesProjector(Projector):
                     parked.append(Parked(entry.entry_id, event_type_of(entry), str(exc), entry.raw))
                     continue
                 changed.add(event.scene_id)
-        await store_views(conn, [views[s] for s in sorted(changed)])
+        await store_views(conn, [views[s] for s in sorted(changed)], loaded)
         return parked
 
 
@@ -120,32 +121,27 @@ async def load_views(conn: asyncpg.Connection[Any], scene_ids: set[str]) -> dict
     return views
 
 
-async def store_views(conn: asyncpg.Connection[Any], views: Sequence[SceneView]) -> None:
+async def store_views(
+    conn: asyncpg.Connection[Any], views: Sequence[SceneView], loaded: set[str]
+) -> None:
+    """Upsert the scenes' rows; rewrite only the child rows that changed.
+
+    ``loaded`` holds the scenes that were read from the tables: only they can have old
+    child rows to delete.
+    """
     if not views:
         return
-    ids = [v.row.scene_id for v in views]
     await upsert(conn, "scenes", ("scene_id",), SCENE_COLUMNS, (_astuple(v.row) for v in views))
-    await replace_children(
-        conn,
-        "scene_styles",
-        "scene_id",
-        ids,
-        STYLE_COLUMNS,
-        (_astuple(s) for v in views for s in v.styles.values()),
-    )
-    await replace_children(
-        conn,
-        "objects",
-        "scene_id",
-        ids,
-        OBJECT_COLUMNS,
-        (_astuple(o) for v in views for o in v.objects.values()),
-    )
-    await replace_children(
-        conn,
-        "object_materials",
-        "scene_id",
-        ids,
-        MATERIAL_COLUMNS,
-        (_astuple(m) for v in views for m in v.materials.values()),
-    )
+    for part, table, cols in (
+        ("styles", "scene_styles", STYLE_COLUMNS),
+        ("objects", "objects", OBJECT_COLUMNS),
+        ("materials", "object_materials", MATERIAL_COLUMNS),
+    ):
+        dirty = [v for v in views if part in v.touched]
+        if not dirty:
+            continue
+        old = [v.row.scene_id for v in dirty if v.row.scene_id in loaded]
+        rows = (_astuple(r) for v in dirty for r in getattr(v, part).values())
+        await replace_children(conn, table, "scene_id", old, cols, rows)
+    for view in views:
+        view.touched.clear()

@@ -9,7 +9,8 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from modomo.projections.projector import LogEntry, decode_entry, parse_id
+from modomo.projections.projector import RawEntry, parse_id
+from modomo.streams import raw
 from modomo.streams.keys import EVENT_FIELD
 
 
@@ -23,7 +24,7 @@ async def log_after(
     limit: int,
     until_id: str | None = None,
     until_at: datetime | None = None,
-) -> list[LogEntry]:
+) -> list[RawEntry]:
     """Up to ``limit`` archived entries after ``position``, in log order."""
     ms, seq = parse_id(position)
     clauses = ["(ms, seq) > ($1, $2)"]
@@ -40,13 +41,29 @@ async def log_after(
         "ORDER BY ms, seq LIMIT $3",
         *args,
     )
-    return [decode_entry(_id(r["ms"], r["seq"]), bytes(r["payload"])) for r in rows]
+    return [(_id(r["ms"], r["seq"]), bytes(r["payload"])) for r in rows]
 
 
-async def stream_after(redis: Redis, stream: str, position: str, limit: int) -> list[LogEntry]:
-    """Up to ``limit`` entries of the Redis log after ``position``, in log order."""
-    rows: Any = await redis.xrange(stream, min=f"({position}", count=limit)
-    return [decode_entry(entry_id.decode(), fields[EVENT_FIELD]) for entry_id, fields in rows]
+async def stream_after(
+    redis: Redis, stream: str, position: str, limit: int, block_ms: int | None = None
+) -> list[RawEntry]:
+    """Up to ``limit`` entries of the Redis log after ``position``, in log order; with
+    ``block_ms``, waits that long for one when there is none yet."""
+    wait = (b"BLOCK", block_ms) if block_ms is not None else ()
+    reply = await raw.execute(redis, b"XREAD", b"COUNT", limit, *wait, b"STREAMS", stream, position)
+    if not reply:
+        return []
+    # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
+    entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
+    out: list[RawEntry] = []
+    for entry_id, flat in entries:
+        if len(flat) == 2 and flat[0] == EVENT_FIELD:
+            out.append((entry_id.decode(), flat[1]))
+        else:
+            # Not written by EventLog: whatever it holds gets parked as unreadable.
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            out.append((entry_id.decode(), fields.get(EVENT_FIELD, b"")))
+    return out
 
 
 async def stream_gap(redis: Redis, stream: str, seen: int) -> bool:

@@ -43,7 +43,8 @@ async def upsert(
         f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _{table} "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
-    await conn.execute(f"TRUNCATE _{table}")
+    # DELETE, not TRUNCATE: a few rows in a temporary table, and no file to recreate.
+    await conn.execute(f"DELETE FROM _{table}")
 
 
 async def replace_children(
@@ -55,7 +56,8 @@ async def replace_children(
     records: Iterable[tuple[Any, ...]],
 ) -> None:
     """Delete every row of ``parents`` from ``table`` and insert ``records`` instead."""
-    await conn.execute(f"DELETE FROM {table} WHERE {parent} = ANY($1::text[])", list(parents))
+    if parents:
+        await conn.execute(f"DELETE FROM {table} WHERE {parent} = ANY($1::text[])", list(parents))
     records = list(records)
     if records:
         await conn.copy_records_to_table(table, records=records, columns=list(cols))
