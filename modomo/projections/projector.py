@@ -107,6 +107,9 @@ class Projector:
     async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
         """Once per connection: temporary tables and the like."""
 
+    def reset(self) -> None:
+        """Forget anything remembered between batches (the tables changed under us)."""
+
     async def apply(
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
     ) -> list[Parked]:

@@ -120,6 +120,7 @@ class ProjectorRunner:
             found = await apply_batch(conn, self.projector, entries, self.position)
             if found is not None:
                 self._log.info("projector_checkpoint_moved", expected=self.position, found=found)
+                self.projector.reset()
                 self.position, seen = await read_checkpoint(conn, self.projector)
                 continue
             self.position = entries[-1].entry_id

@@ -7,6 +7,7 @@ of those scenes deleted and copied in again).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -40,11 +41,30 @@ MATERIAL_COLUMNS = tuple(MaterialRow.__struct_fields__)
 _astuple = msgspec.structs.astuple
 
 
+CACHED_SCENES = 10_000
+"""Scenes whose rows the projector keeps in memory between batches (most recent)."""
+
+
 class ScenesProjector(Projector):
+    """Scenes, styles, objects and materials.
+
+    The views of recently written scenes stay in memory, since a scene's events arrive
+    over a few seconds and so across neighbouring batches. The cache is only ever what
+    this (single active) instance committed; it is dropped whenever a batch fails, the
+    connection is renewed, or the checkpoint moved under us (a replay swapped tables).
+    """
+
     name = "scenes"
     tables: ClassVar[tuple[str, ...]] = ("scenes", "scene_styles", "objects", "object_materials")
 
+    def __init__(self) -> None:
+        self._cache: OrderedDict[str, SceneView] = OrderedDict()
+
+    def reset(self) -> None:
+        self._cache.clear()
+
     async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
+        self.reset()
         await make_staging(conn, "scenes")
 
     async def apply(
@@ -59,7 +79,9 @@ class ScenesProjector(Projector):
                 touched.add(event.scene_id)
         if not touched:
             return []
-        views = await load_views(conn, touched)
+        views = {sid: self._cache[sid] for sid in touched if sid in self._cache}
+        if len(views) < len(touched):
+            views.update(await load_views(conn, touched - views.keys()))
         loaded = set(views)
         changed: set[str] = set()
         parked: list[Parked] = []
@@ -90,6 +112,11 @@ class ScenesProjector(Projector):
                     continue
                 changed.add(event.scene_id)
         await store_views(conn, [views[s] for s in sorted(changed)], loaded)
+        for scene_id in changed:
+            self._cache[scene_id] = views[scene_id]
+            self._cache.move_to_end(scene_id)
+        while len(self._cache) > CACHED_SCENES:
+            self._cache.popitem(last=False)
         return parked
 
 

@@ -317,3 +317,65 @@ async def test_stats_agree_with_the_rows_and_the_pure_fold(
     assert abs(sum(b.share for b in dists["category"]) - 1) < 1e-3
     assert only_other == []
     assert only_this == dists["category"]
+
+
+async def test_replay_under_live_projectors_and_readers_swaps_without_a_gap(
+    redis: Redis, db_settings: Settings
+) -> None:
+    import asyncio
+
+    from modomo.projections.runner import ProjectorRunner
+
+    settings = db_settings
+    events = synthetic_log(17, 120)
+    half = len(events) // 2
+    first = await publish(redis, settings, events[:half])
+    await project(redis, settings, first)
+    conn = await db.connect(settings)
+    scenes_before = await conn.fetchval("SELECT count(*) FROM scenes")
+    await conn.close()
+
+    runners = [ProjectorRunner(settings, redis, p, lease_poll_s=0.05) for p in select(None)]
+    tasks = [asyncio.create_task(r.run()) for r in runners]
+    seen_counts: list[int] = []
+    reading = True
+
+    async def reader() -> None:
+        reader_conn = await db.connect(settings)
+        try:
+            while reading:
+                seen_counts.append(await reader_conn.fetchval("SELECT count(*) FROM scenes"))
+                await asyncio.sleep(0)
+        finally:
+            await reader_conn.close()
+
+    read_task = asyncio.create_task(reader())
+    try:
+        result = await replay(settings, select(list(READ_MODEL_PROJECTORS)))
+        assert result.swapped
+        last = await publish(redis, settings, events[half:])
+
+        async def done() -> bool:
+            from tests.integration.projection_support import caught_up
+
+            return await caught_up(settings, list(READ_MODEL_PROJECTORS), last)
+
+        from tests.integration.support import wait_for
+
+        await wait_for(done, what="live projectors to carry on after the swap")
+    finally:
+        reading = False
+        await read_task
+        for runner in runners:
+            runner.stop()
+        await asyncio.gather(*tasks)
+    assert seen_counts
+    assert min(seen_counts) == scenes_before  # never an empty or half-built table
+
+    rebuilt = await replay(
+        settings, select(list(READ_MODEL_PROJECTORS)), into=f"{settings.db_schema}_x"
+    )
+    tables = ("scenes", "objects", "scene_styles", "object_materials", "jobs", "job_scenes")
+    assert await dump(settings, tables=tables) == await dump(
+        settings, schema=rebuilt.schema, tables=tables
+    )
