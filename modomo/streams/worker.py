@@ -18,6 +18,7 @@ At-least-once delivery, exactly-once effect:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -171,7 +172,8 @@ class Worker:
             stopped.cancel()
             for task in slots:
                 task.cancel()
-            await asyncio.gather(*slots, stopped, return_exceptions=True)
+            # Bounded: a cancellation swallowed inside a Redis call must not hang shutdown.
+            await asyncio.wait([*slots, stopped], timeout=5)
         self._log.info("worker_stopped")
 
     async def run_until_signal(self) -> None:
@@ -323,7 +325,10 @@ class Worker:
         ctx = TaskContext(delivery=delivery, log=log, events=self.events)
         lock_key = self.keys.lock(task.scene_id)
         token = f"{self.name}:{entry.id}"
-        keep_alive = asyncio.create_task(self._keep_alive_loop(entry.id, lock_key, token, ctx))
+        finished = asyncio.Event()
+        keep_alive = asyncio.create_task(
+            self._keep_alive_loop(entry.id, lock_key, token, ctx, finished)
+        )
         metrics.TASKS_IN_FLIGHT.inc()
         try:
             if not await self._lock(lock_key, token, log):
@@ -356,8 +361,13 @@ class Worker:
                 metrics.TASK_SECONDS.observe(elapsed)
         finally:
             metrics.TASKS_IN_FLIGHT.dec()
-            keep_alive.cancel()
-            await asyncio.gather(keep_alive, return_exceptions=True)
+            # Told to stop rather than cancelled: redis-py can swallow a cancellation that
+            # lands mid-command, which left the loop running and this await hanging.
+            finished.set()
+            try:
+                await asyncio.wait_for(keep_alive, self.settings.heartbeat_ms * 3 / 1000)
+            except (TimeoutError, Exception) as exc:
+                log.warning("keep_alive_stopped_badly", error=repr(exc))
             await self.locks.release(lock_key, token)
 
     async def _lock(self, key: str, token: str, log: structlog.typing.FilteringBoundLogger) -> bool:
@@ -373,15 +383,22 @@ class Worker:
         return True
 
     async def _keep_alive_loop(
-        self, entry_id: str, lock_key: str, token: str, ctx: TaskContext
+        self,
+        entry_id: str,
+        lock_key: str,
+        token: str,
+        ctx: TaskContext,
+        finished: asyncio.Event,
     ) -> None:
         interval = self.settings.heartbeat_ms / 1000
-        while True:
-            await asyncio.sleep(interval)
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), interval)
+                return
             owned = await self._refresh(self.redis, entry_id, lock_key, token)
-            if not owned and not ctx.lost.is_set():
+            if not owned and not ctx.lost.is_set() and not finished.is_set():
                 ctx.lost.set()
-                ctx.log.warning("task_claimed_elsewhere")
+                ctx.log.warning("task_no_longer_owned")
 
     def _refresh(
         self, client: Redis | Pipeline, entry_id: str, lock_key: str, token: str

@@ -107,7 +107,7 @@ def spawn_worker(settings: Settings, **extra_env: str) -> subprocess.Popen[bytes
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=None if os.environ.get("MODOMO_TEST_WORKER_LOGS") else subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

@@ -169,8 +169,12 @@ async def test_stalled_worker_keeps_its_scene_when_its_claim_is_taken(
 
             await wait_for(acked, what="the stalled task to finish")
             await asyncio.sleep(0.5)
+        # Its heartbeat was mid-command when the task ended: it must still stop cleanly.
+        stalled.terminate()
+        code = await asyncio.to_thread(stalled.wait, 5)
     finally:
         _stop(stalled)
+    assert code == 0
     assert len(await calls(redis, settings, "block-s")) == 1
     assert await _completed(redis, settings, job_id, "block-s") == 1
 
