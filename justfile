@@ -37,12 +37,18 @@ fmt:
     {{bin}}/ruff check --fix modomo tests bench
     {{bin}}/ruff format modomo tests bench
 
-# throughput of the streams runtime against redis-benchmark, as ratios
-bench *ARGS:
-    {{bin}}/python bench/streams.py {{ARGS}}
+# streams runtime against redis-benchmark, projectors against a raw COPY, as ratios
+bench:
+    {{bin}}/python bench/streams.py
+    {{bin}}/python bench/projections.py
 
-# the main job: until the end-to-end demo lands, the streams benchmark on this machine
+# apply pending SQL migrations to MODOMO_DATABASE_URL
+migrate:
+    {{bin}}/modomo migrate
+
+# the main job: until the end-to-end demo lands, the event core and read models at work
 demo:
-    @echo "Modomo demo: the event core is in place; the full photo-to-dataset demo arrives with the pipeline, API and demo issues."
-    @echo "Running the streams benchmark against the local Redis meanwhile:"
+    @echo "Modomo demo: event log, workers' queue and read models are built; the photo-to-dataset demo arrives with the pipeline, API and demo issues."
+    @echo "Meanwhile: the streams runtime against redis-benchmark, then a synthetic log of ~30k events projected into PostgreSQL and replayed."
     {{bin}}/python bench/streams.py --events 50000
+    {{bin}}/python bench/projections.py --events 30000

@@ -53,11 +53,24 @@ fi
 command -v redis-benchmark >/dev/null || apt_install redis-tools
 
 if ! postgres_up; then
-  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then apt_install postgresql; fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    apt_install postgresql
+    # A cluster we just installed for development: let loopback connect without a password,
+    # as on the machines this project is developed on.
+    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | sort -V | tail -n 1)
+    sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  fi
   say "starting PostgreSQL"
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start \
     || die "PostgreSQL would not start"
   for _ in $(seq 50); do postgres_up && break; sleep 0.2; done
   postgres_up || die "PostgreSQL did not come up on 127.0.0.1:5432"
+fi
+# The tests use a database of their own, named test.
+if ! psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" \
+    2>/dev/null | grep -q 1; then
+  say "creating the test database"
+  psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null \
+    || die "could not create the test database as postgres on 127.0.0.1"
 fi
 say "ready: Redis at $REDIS_URL, PostgreSQL at 127.0.0.1:5432"
