@@ -25,24 +25,13 @@ from modomo.logs import configure_logging
 from modomo.projections import db
 from modomo.projections.migrate import create_read_schema, migrate
 from modomo.projections.projector import read_checkpoint
-from modomo.projections.registry import READ_MODEL_PROJECTORS, select
+from modomo.projections.registry import READ_MODEL_PROJECTORS, READ_TABLES, select
 from modomo.projections.replay import replay
 from modomo.projections.runner import ProjectorRunner
 from modomo.settings import Settings
 from modomo.streams.connection import connect
 from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
-
-TABLES = (
-    "datasets",
-    "jobs",
-    "job_scenes",
-    "scenes",
-    "scene_styles",
-    "objects",
-    "object_materials",
-    "reviews",
-)
 
 
 async def project(settings: Settings, names: Sequence[str], last: str) -> float:
@@ -70,7 +59,7 @@ async def copy_baseline(conn: asyncpg.Connection[Any], settings: Settings) -> tu
     scratch = f"{settings.db_schema}_copy"
     await create_read_schema(conn, scratch)
     tables = {
-        t: [tuple(r.values()) for r in await conn.fetch(f"SELECT * FROM {t}")] for t in TABLES
+        t: [tuple(r.values()) for r in await conn.fetch(f"SELECT * FROM {t}")] for t in READ_TABLES
     }
     rows = sum(len(v) for v in tables.values())
     started = time.perf_counter()

@@ -218,13 +218,19 @@ async def _project(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _projections_status(args: argparse.Namespace, settings: Settings) -> int:
+@asynccontextmanager
+async def _both(settings: Settings) -> AsyncIterator[tuple[asyncpg.Connection[Any], Redis]]:
     conn = await connect_db(settings)
     try:
         async with _redis(settings) as redis:
-            rows = await statuses(conn, redis, Keys(settings.redis_prefix).events)
+            yield conn, redis
     finally:
         await conn.close()
+
+
+async def _projections_status(args: argparse.Namespace, settings: Settings) -> int:
+    async with _both(settings) as (conn, redis):
+        rows = await statuses(conn, redis, Keys(settings.redis_prefix).events)
     print(f"{'projector':<10} {'position':<18} {'applied':>9} {'lag':>8} {'parked':>7}")
     for row in rows:
         lag = "?" if row.lag is None else str(row.lag)
@@ -292,12 +298,8 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _trim_log(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await connect_db(settings)
-    try:
-        async with _redis(settings) as redis:
-            removed = await trim_log(conn, redis, Keys(settings.redis_prefix).events)
-    finally:
-        await conn.close()
+    async with _both(settings) as (conn, redis):
+        removed = await trim_log(conn, redis, Keys(settings.redis_prefix).events)
     print(f"trimmed {removed} log entries already applied by every projector")
     return 0
 

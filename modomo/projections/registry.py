@@ -20,6 +20,8 @@ PROJECTORS: dict[str, type[Projector]] = {
 }
 READ_MODEL_PROJECTORS = tuple(name for name, cls in PROJECTORS.items() if cls.tables)
 """The projectors a replay can rebuild (the archive is the replay's source)."""
+READ_TABLES = tuple(table for cls in PROJECTORS.values() for table in cls.tables)
+"""Every read-model table, each owned by exactly one projector."""
 
 
 def select(names: list[str] | None) -> list[Projector]:

@@ -14,22 +14,11 @@ from redis.asyncio import Redis
 from modomo.domain.events import EventBase
 from modomo.projections import db
 from modomo.projections.projector import read_checkpoint
-from modomo.projections.registry import PROJECTORS, select
+from modomo.projections.registry import PROJECTORS, READ_TABLES, select
 from modomo.projections.runner import ProjectorRunner
 from modomo.settings import Settings
 from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
-
-READ_TABLES = (
-    "datasets",
-    "jobs",
-    "job_scenes",
-    "scenes",
-    "scene_styles",
-    "objects",
-    "object_materials",
-    "reviews",
-)
 
 
 async def publish(

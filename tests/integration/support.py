@@ -113,3 +113,14 @@ def spawn_worker(settings: Settings, **extra_env: str) -> subprocess.Popen[bytes
     line = proc.stdout.readline()
     assert line.strip() == b"ready", f"worker did not start: {line!r}"
     return proc
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 10 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    proc.wait(10)

@@ -23,26 +23,15 @@ from redis.asyncio import Redis
 
 from modomo.domain.synthetic import synthetic_log
 from modomo.projections.migrate import migrate
-from modomo.projections.registry import select
+from modomo.projections.registry import READ_TABLES, select
 from modomo.projections.runner import ProjectorRunner
 from modomo.settings import Settings
 from tests.integration.projection_support import caught_up, dump, project, publish
-from tests.integration.support import ROOT, settings_env, wait_for
+from tests.integration.support import ROOT, settings_env, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
 
-TABLES_AND_LOG = (
-    "datasets",
-    "jobs",
-    "job_scenes",
-    "scenes",
-    "scene_styles",
-    "objects",
-    "object_materials",
-    "reviews",
-    "event_log",
-    "parked_events",
-)
+TABLES_AND_LOG = (*READ_TABLES, "event_log", "parked_events")
 
 
 def _spawn(settings: Settings, *names: str) -> subprocess.Popen[bytes]:
@@ -54,16 +43,6 @@ def _spawn(settings: Settings, *names: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def _end(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
 
 
 async def _reference(redis: Redis, settings: Settings, last: str) -> dict[str, Any]:
@@ -114,7 +93,7 @@ async def test_projector_killed_at_random_points_ends_with_identical_tables(
 
         await wait_for(done, within=120, what="the restarted projectors to catch up")
     finally:
-        _end(final)
+        stop_process(final)
     assert final.returncode == 0  # SIGTERM: a clean stop
     assert kills >= 2
     assert await dump(settings, tables=TABLES_AND_LOG) == await _reference(redis, settings, last)
@@ -180,7 +159,7 @@ async def test_second_projector_process_stands_by_and_takes_over(
         await wait_for(all_done, what="the standby to project the rest")
     finally:
         for proc in procs:
-            _end(proc)
+            stop_process(proc)
     tables = ("scenes", "scene_styles", "objects", "object_materials")
     ref = await _reference(redis, settings, last)
     assert await dump(settings, tables=tables) == {t: ref[t] for t in tables}

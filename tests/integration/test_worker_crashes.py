@@ -22,20 +22,11 @@ from tests.integration.support import (
     job_events,
     running,
     spawn_worker,
+    stop_process,
     wait_for,
 )
 
 pytestmark = pytest.mark.integration
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    proc.wait(10)
 
 
 async def _completed(redis: Redis, settings: Settings, job_id: str, scene: str) -> int:
@@ -64,9 +55,9 @@ async def test_worker_killed_mid_task_is_taken_over_after_claim_timeout(
 
             await wait_for(done, what="the second worker to finish the task")
         finally:
-            _stop(second)
+            stop_process(second)
     finally:
-        _stop(first)
+        stop_process(first)
 
     seen = await calls(redis, settings, "slow-k")
     assert [a for _, a, _ in seen] == [1, 2]
@@ -106,7 +97,7 @@ async def test_poison_task_is_dead_after_three_deliveries_and_others_complete(
         await wait_for(rest_done, what="the tasks behind the poison one")
     finally:
         for proc in procs:
-            _stop(proc)
+            stop_process(proc)
 
     assert len(await calls(redis, settings, "poison-p")) == 3
     killed = [p for p in procs if p.returncode == -signal.SIGKILL]
@@ -173,7 +164,7 @@ async def test_stalled_worker_keeps_its_scene_when_its_claim_is_taken(
         stalled.terminate()
         code = await asyncio.to_thread(stalled.wait, 5)
     finally:
-        _stop(stalled)
+        stop_process(stalled)
     assert code == 0
     assert len(await calls(redis, settings, "block-s")) == 1
     assert await _completed(redis, settings, job_id, "block-s") == 1
@@ -194,7 +185,7 @@ async def test_sigterm_finishes_the_running_task_and_reads_nothing_new(
         proc.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(proc.wait, 15)
     finally:
-        _stop(proc)
+        stop_process(proc)
     assert code == 0
     assert await _completed(redis, settings, job_id, "slow-term") == 1
     for scene in scenes[1:]:
