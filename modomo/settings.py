@@ -56,6 +56,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     presign_ttl_s: int = 600
     """Lifetime of presigned URLs (the specification asks for 5 to 15 minutes)."""
 
+    api_host: str = "127.0.0.1"
+    """Address the API listens on (0.0.0.0 in a container)."""
+    api_port: int = 8080
+    """Port of the API (the specification's 8080)."""
+    jwt_secret: str = "dev-only-change-me"
+    """HS256 secret for bearer tokens; set a long random value in production."""
+    cors_origins: tuple[str, ...] = ("http://localhost:5173",)
+    """Front-end origins allowed by CORS, comma-separated."""
+    max_upload_bytes: int = 25 * 1024 * 1024
+    """Largest scene image accepted for upload and registration."""
+    write_wait_ms: int = 2000
+    """How long a write waits for its projection before answering 202 instead of 200."""
+
     max_attempts: int = 3
     """Deliveries of a scene task before it goes to the dead stream."""
     retry_backoff_ms: tuple[int, ...] = (15_000, 60_000)
@@ -180,6 +193,8 @@ def _parse(var: str, raw: str, hint: Any) -> Any:
             return value
         if hint == tuple[int, ...]:
             return tuple(int(part) for part in raw.split(",") if part.strip())
+        if hint == tuple[str, ...]:
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
         if getattr(hint, "__origin__", None) is Literal:
             allowed = get_args(hint)
             if raw not in allowed:

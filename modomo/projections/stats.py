@@ -6,10 +6,12 @@ never by scanning the log.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import asyncpg
 import msgspec
+
+Conn = Union["asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[Any]"]
 
 DistributionKind = Literal["scene_type", "style", "material", "category", "colour", "confidence"]
 KINDS: tuple[str, ...] = ("scene_type", "style", "material", "category", "colour", "confidence")
@@ -49,7 +51,7 @@ _QUERIES: dict[str, str] = {
 }
 
 
-async def overview(conn: asyncpg.Connection[Any]) -> Overview:
+async def overview(conn: Conn) -> Overview:
     """Counts across every read model."""
     row = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM datasets) AS datasets,"
@@ -74,9 +76,7 @@ async def overview(conn: asyncpg.Connection[Any]) -> Overview:
     )
 
 
-async def distribution(
-    conn: asyncpg.Connection[Any], kind: str, dataset_id: str | None = None
-) -> list[Bucket]:
+async def distribution(conn: Conn, kind: str, dataset_id: str | None = None) -> list[Bucket]:
     """Counts per value of ``kind``, largest first (confidence: ten 0.1-wide bins, in order).
 
     Raises KeyError naming the valid kinds for any other ``kind``.

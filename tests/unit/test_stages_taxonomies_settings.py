@@ -197,6 +197,9 @@ INT_VARS = [
     "MODOMO_METRICS_PORT",
     "MODOMO_DB_STATEMENT_CACHE_SIZE",
     "MODOMO_PROJECTOR_BATCH",
+    "MODOMO_API_PORT",
+    "MODOMO_MAX_UPLOAD_BYTES",
+    "MODOMO_WRITE_WAIT_MS",
 ]
 
 
@@ -400,6 +403,12 @@ def env_values() -> dict[str, Any]:
         "MODOMO_DB_LOG_SCHEMA": "lg",
         "MODOMO_DB_STATEMENT_CACHE_SIZE": "0",
         "MODOMO_PROJECTOR_BATCH": "50",
+        "MODOMO_API_HOST": "0.0.0.0",
+        "MODOMO_API_PORT": "9090",
+        "MODOMO_JWT_SECRET": "s" * 40,
+        "MODOMO_CORS_ORIGINS": "https://a.example,https://b.example",
+        "MODOMO_MAX_UPLOAD_BYTES": "1000",
+        "MODOMO_WRITE_WAIT_MS": "100",
     }
 
 

@@ -1,0 +1,261 @@
+"""Datasets: create, list, presign uploads, register uploaded scenes, list scenes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import ValidationException
+from litestar.params import Parameter
+
+from modomo.api.auth import caller_of
+from modomo.api.schemas import (
+    Accepted,
+    DatasetIn,
+    DatasetOut,
+    DatasetPage,
+    PresignIn,
+    PresignOut,
+    RegisterIn,
+    RegisterOut,
+    ScenePage,
+    SceneSummary,
+    Upload,
+)
+from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
+from modomo.domain.events import DatasetCreated, RegisteredScene, ScenesRegistered, new_id
+from modomo.domain.taxonomies import FURNITURE, MATERIALS, SCENE_TYPES, STYLES
+from modomo.storage import scene_key
+
+Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+_DATASET_COLUMNS = "dataset_id, name, description, created_by, created_at"
+
+
+async def dataset_row(svc: Services, dataset_id: str) -> DatasetOut:
+    row = await svc.db.fetchrow(
+        f"SELECT {_DATASET_COLUMNS}, (SELECT count(*) FROM scenes s "
+        "WHERE s.dataset_id = d.dataset_id) AS scene_count FROM datasets d "
+        "WHERE dataset_id = $1",
+        dataset_id,
+    )
+    if row is None:
+        raise not_found("dataset", dataset_id)
+    return DatasetOut(**dict(row))
+
+
+class DatasetController(Controller):
+    path = "/datasets"
+    tags = ["datasets"]
+
+    @post(
+        "/", opt={"role": "reviewer"}, status_code=201, summary="Create a dataset", responses=None
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], data: DatasetIn, svc: Services
+    ) -> Response[DatasetOut | Accepted]:
+        event = DatasetCreated(
+            dataset_id=new_id(),
+            name=data.name,
+            description=data.description,
+            created_by=caller_of(request).subject,
+        )
+        appended = await svc.append([event])
+        if not await svc.applied("datasets", appended.log_ids[0]):
+            return Response(
+                Accepted(event_id=event.event_id, log_id=appended.log_ids[0]), status_code=202
+            )
+        return Response(await dataset_row(svc, event.dataset_id), status_code=201)
+
+    @get("/", opt={"role": "viewer"}, summary="List datasets, newest first")
+    async def list_datasets(
+        self, svc: Services, cursor: str | None = None, limit: Limit = 50
+    ) -> DatasetPage:
+        args: list[Any] = [limit + 1]
+        where = ""
+        if cursor:
+            at, dataset_id = decode_cursor(cursor, 2)
+            where = "WHERE (created_at, dataset_id) < ($2, $3)"
+            args += [datetime.fromisoformat(at), dataset_id]
+        rows = await svc.db.fetch(
+            f"SELECT {_DATASET_COLUMNS}, (SELECT count(*) FROM scenes s "
+            f"WHERE s.dataset_id = d.dataset_id) AS scene_count FROM datasets d {where} "
+            "ORDER BY created_at DESC, dataset_id DESC LIMIT $1",
+            *args,
+        )
+        items = [DatasetOut(**dict(r)) for r in rows[:limit]]
+        more = len(rows) > limit
+        return DatasetPage(
+            items=items,
+            next_cursor=encode_cursor(items[-1].created_at.isoformat(), items[-1].dataset_id)
+            if more
+            else None,
+        )
+
+    @get("/{dataset_id:str}", opt={"role": "viewer"}, summary="One dataset")
+    async def get_dataset(self, dataset_id: str, svc: Services) -> DatasetOut:
+        return await dataset_row(svc, dataset_id)
+
+    @post(
+        "/{dataset_id:str}/presign",
+        opt={"role": "reviewer"},
+        status_code=200,
+        summary="Presigned PUT URLs for scene images",
+    )
+    async def presign(self, dataset_id: str, data: PresignIn, svc: Services) -> PresignOut:
+        await dataset_row(svc, dataset_id)
+        limit = svc.settings.max_upload_bytes
+        too_big = [f.filename for f in data.files if f.size_bytes > limit]
+        if too_big:
+            raise ValidationException(f"files larger than {limit} bytes: {', '.join(too_big[:20])}")
+        expires = datetime.now(UTC) + timedelta(seconds=svc.settings.presign_ttl_s)
+        uploads = []
+        for file in data.files:
+            scene_id = new_id()
+            key = scene_key(scene_id)
+            uploads.append(
+                Upload(
+                    scene_id=scene_id,
+                    filename=file.filename,
+                    key=key,
+                    url=await svc.storage.presign_put(key, file.content_type),
+                    method="PUT",
+                    headers={"Content-Type": file.content_type},
+                    expires_at=expires,
+                )
+            )
+        return PresignOut(uploads=uploads)
+
+    @post(
+        "/{dataset_id:str}/register-scenes",
+        opt={"role": "reviewer"},
+        status_code=200,
+        summary="Register uploaded scene images (checked in storage)",
+    )
+    async def register(self, dataset_id: str, data: RegisterIn, svc: Services) -> RegisterOut:
+        await dataset_row(svc, dataset_id)
+        ids = [s.scene_id for s in data.scenes]
+        if len(set(ids)) != len(ids):
+            raise ValidationException("scenes: the same scene_id is listed twice")
+        known = {
+            r["scene_id"]: r["dataset_id"]
+            for r in await svc.db.fetch(
+                "SELECT scene_id, dataset_id FROM scenes WHERE scene_id = ANY($1::text[])", ids
+            )
+        }
+        elsewhere = [i for i, d in known.items() if d != dataset_id]
+        if elsewhere:
+            raise ValidationException(
+                f"scenes registered in another dataset: {', '.join(elsewhere[:20])}"
+            )
+        fresh: list[RegisteredScene] = []
+        problems: list[str] = []
+        for ref in data.scenes:
+            if ref.scene_id in known:
+                continue
+            info = await svc.storage.head(scene_key(ref.scene_id))
+            if info is None:
+                problems.append(f"{ref.scene_id}: not uploaded ({scene_key(ref.scene_id)})")
+            elif info.content_type not in ("image/jpeg", "image/png", "image/webp"):
+                problems.append(
+                    f"{ref.scene_id}: content type {info.content_type!r} is "
+                    "not an image type we accept"
+                )
+            elif info.size > svc.settings.max_upload_bytes:
+                problems.append(f"{ref.scene_id}: {info.size} bytes is over the limit")
+            elif info.size == 0:
+                problems.append(f"{ref.scene_id}: the uploaded object is empty")
+            else:
+                fresh.append(
+                    RegisteredScene(
+                        scene_id=ref.scene_id,
+                        r2_key_original=info.key,
+                        content_type=info.content_type,
+                        size_bytes=info.size,
+                        filename=ref.filename,
+                    )
+                )
+        if problems:
+            # All or nothing: registering part of a request would leave the caller guessing.
+            raise ValidationException("nothing registered: " + "; ".join(problems[:50]))
+        event_id = None
+        if fresh:
+            event = ScenesRegistered(dataset_id=dataset_id, scenes=tuple(fresh))
+            appended = await svc.append([event])
+            event_id = event.event_id
+            await svc.applied("scenes", appended.log_ids[0])
+        return RegisterOut(
+            registered=[s.scene_id for s in fresh],
+            already_registered=[i for i in ids if i in known],
+            event_id=event_id,
+        )
+
+    @get(
+        "/{dataset_id:str}/scenes",
+        opt={"role": "viewer"},
+        summary="Scenes of a dataset, filtered, by scene id",
+    )
+    async def scenes(
+        self,
+        dataset_id: str,
+        svc: Services,
+        cursor: str | None = None,
+        limit: Limit = 50,
+        status: str | None = None,
+        scene_type: str | None = None,
+        style: str | None = None,
+        material: str | None = None,
+        category: str | None = None,
+        min_confidence: Annotated[float | None, Parameter(ge=0, le=1)] = None,
+    ) -> ScenePage:
+        await dataset_row(svc, dataset_id)
+        for value, taxonomy in (
+            (scene_type, SCENE_TYPES),
+            (style, STYLES),
+            (material, MATERIALS),
+            (category, FURNITURE),
+        ):
+            if value is not None and value not in taxonomy:
+                raise ValidationException(f"{taxonomy.kind}: unknown code {value!r}")
+        clauses = ["s.dataset_id = $1"]
+        args: list[Any] = [dataset_id]
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if status:
+            clauses.append(f"s.status = {arg(status)}")
+        if scene_type:
+            clauses.append(f"s.scene_type = {arg(scene_type)}")
+        if style:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM scene_styles st WHERE st.scene_id = "
+                f"s.scene_id AND st.style_code = {arg(style)})"
+            )
+        if material:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM object_materials m WHERE m.scene_id = "
+                f"s.scene_id AND m.material_code = {arg(material)})"
+            )
+        if category or min_confidence is not None:
+            inner = ["o.scene_id = s.scene_id"]
+            if category:
+                inner.append(f"o.category_code = {arg(category)}")
+            if min_confidence is not None:
+                inner.append(f"o.confidence >= {arg(min_confidence)}")
+            clauses.append(f"EXISTS (SELECT 1 FROM objects o WHERE {' AND '.join(inner)})")
+        if cursor:
+            (after,) = decode_cursor(cursor, 1)
+            clauses.append(f"s.scene_id > {arg(after)}")
+        rows = await svc.db.fetch(
+            "SELECT scene_id, dataset_id, status, scene_type, scene_type_conf, caption, "
+            f"object_count, avg_conf, updated_at FROM scenes s WHERE {' AND '.join(clauses)} "
+            f"ORDER BY s.scene_id LIMIT {arg(limit + 1)}",
+            *args,
+        )
+        items = [SceneSummary(**dict(r)) for r in rows[:limit]]
+        more = len(rows) > limit
+        return ScenePage(
+            items=items, next_cursor=encode_cursor(items[-1].scene_id) if more else None
+        )

@@ -1,0 +1,265 @@
+"""Jobs: start one (recorded and enqueued atomically), read them, follow one over SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+import structlog
+from litestar import Controller, Request, Response, get, post
+from litestar.exceptions import ValidationException
+from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+
+from modomo.api import metrics
+from modomo.api.auth import caller_of
+from modomo.api.schemas import Accepted, JobIn, JobOut, JobPage, StageTiming
+from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
+from modomo.domain.codec import CODEC, EventDecodeError
+from modomo.domain.events import JobCreated, SceneQueued, new_id
+from modomo.domain.fold import JobState
+from modomo.domain.stages import SceneTask
+from modomo.projections.projector import parse_id
+from modomo.streams.keys import EVENT_FIELD
+
+_JOB_COLUMNS = (
+    "job_id, dataset_id, status, total, queued, running, ok, partial, failed, "
+    "stages, resize_max_px, created_by, created_at, started_at, finished_at"
+)
+_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+KEEP_ALIVE_S = 15.0
+_log = structlog.get_logger("modomo.api.sse")
+
+
+def _job(row: Any) -> JobOut:
+    values = dict(row)
+    total = values["total"]
+    done = values["ok"] + values["partial"] + values["failed"]
+    return JobOut(**values, progress=round(done / total, 4) if total else 1.0)
+
+
+async def job_row(svc: Services, job_id: str, timings: bool = False) -> JobOut:
+    row = await svc.db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = $1", job_id)
+    if row is None:
+        raise not_found("job", job_id)
+    job = _job(row)
+    if timings:
+        rows = await svc.db.fetch(
+            "SELECT key AS stage, count(*) AS n, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY value::float8) AS p50, "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY value::float8) AS p95 "
+            "FROM job_scenes, jsonb_each_text(stage_ms) WHERE job_id = $1 "
+            "GROUP BY key ORDER BY key",
+            job_id,
+        )
+        job.stage_timings = [
+            StageTiming(
+                stage=r["stage"], count=r["n"], p50_ms=round(r["p50"], 2), p95_ms=round(r["p95"], 2)
+            )
+            for r in rows
+        ]
+    return job
+
+
+class JobController(Controller):
+    path = "/jobs"
+    tags = ["jobs"]
+
+    @post(
+        "/",
+        opt={"role": "reviewer"},
+        status_code=201,
+        summary="Start a job over a dataset (or some of its scenes)",
+        description="The job_created event, one scene_queued event per scene and one "
+        "task per scene are written in one atomic step: a job is never "
+        "recorded but half enqueued, nor enqueued but not recorded.",
+    )
+    async def create(
+        self, request: Request[Any, Any, Any], data: JobIn, svc: Services
+    ) -> Response[JobOut | Accepted]:
+        exists = await svc.db.fetchval(
+            "SELECT 1 FROM datasets WHERE dataset_id = $1", data.dataset_id
+        )
+        if not exists:
+            raise not_found("dataset", data.dataset_id)
+        rows = await svc.db.fetch(
+            "SELECT scene_id, r2_key_original FROM scenes WHERE dataset_id = $1 "
+            "AND ($2::text[] IS NULL OR scene_id = ANY($2::text[])) ORDER BY scene_id",
+            data.dataset_id,
+            data.scene_ids,
+        )
+        keys = {r["scene_id"]: r["r2_key_original"] for r in rows}
+        if data.scene_ids is not None:
+            missing = [s for s in dict.fromkeys(data.scene_ids) if s not in keys]
+            if missing:
+                raise ValidationException(
+                    f"scene_ids: not registered in this dataset: {', '.join(missing[:20])}"
+                )
+            scene_ids = list(dict.fromkeys(data.scene_ids))
+        else:
+            scene_ids = list(keys)
+        if not scene_ids:
+            raise ValidationException("the dataset has no registered scenes to process")
+        job_id = new_id()
+        created = JobCreated(
+            job_id=job_id,
+            dataset_id=data.dataset_id,
+            scene_ids=tuple(scene_ids),
+            stages=data.stages,
+            resize_max_px=data.resize_max_px,
+            created_by=caller_of(request).subject,
+        )
+        queued = [SceneQueued(job_id=job_id, scene_id=s) for s in scene_ids]
+        tasks = [
+            SceneTask(
+                job_id=job_id,
+                scene_id=s,
+                r2_key_original=keys[s],
+                resize_max_px=data.resize_max_px,
+                stages=data.stages,
+            )
+            for s in scene_ids
+        ]
+        appended = await svc.log.append([created, *queued], tasks)
+        metrics.JOBS_CREATED.inc()
+        if not await svc.applied("jobs", appended.log_ids[0]):
+            return Response(
+                Accepted(event_id=created.event_id, log_id=appended.log_ids[0]), status_code=202
+            )
+        return Response(await job_row(svc, job_id), status_code=201)
+
+    @get("/", opt={"role": "viewer"}, summary="List jobs, newest first")
+    async def list_jobs(
+        self,
+        svc: Services,
+        dataset_id: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    ) -> JobPage:
+        clauses, args = ["true"], []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if dataset_id:
+            clauses.append(f"dataset_id = {arg(dataset_id)}")
+        if status:
+            clauses.append(f"status = {arg(status)}")
+        if cursor:
+            at, job_id = decode_cursor(cursor, 2)
+            clauses.append(
+                f"(created_at, job_id) < ({arg(datetime.fromisoformat(at))}, {arg(job_id)})"
+            )
+        rows = await svc.db.fetch(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} "
+            f"ORDER BY created_at DESC, job_id DESC LIMIT {arg(limit + 1)}",
+            *args,
+        )
+        items = [_job(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return JobPage(
+            items=items,
+            next_cursor=encode_cursor(items[-1].created_at.isoformat(), items[-1].job_id)
+            if more
+            else None,
+        )
+
+    @get(
+        "/{job_id:str}",
+        opt={"role": "viewer"},
+        summary="One job: state, counts, progress, per-stage timings",
+    )
+    async def get_job(self, job_id: str, svc: Services) -> JobOut:
+        return await job_row(svc, job_id, timings=True)
+
+    @get(
+        "/{job_id:str}/events",
+        opt={"role": "viewer"},
+        media_type="text/event-stream",
+        summary="Live job events (Server-Sent Events)",
+        description="Each event's `id:` is its Redis stream entry id. A new client gets "
+        "the job's whole history, then live events; a client reconnecting "
+        "with `Last-Event-ID` continues right after that entry. Keep-alive "
+        "comments every 15 s. The stream ends after the job's final event.",
+    )
+    async def events(
+        self, job_id: str, request: Request[Any, Any, Any], svc: Services
+    ) -> ServerSentEvent:
+        last = request.headers.get("last-event-id", "").strip()
+        if last and not _ENTRY_ID.match(last):
+            raise ValidationException(
+                f"Last-Event-ID must be a stream entry id like 1700000000000-0, got {last[:40]!r}"
+            )
+        stream = svc.keys.job_events(job_id)
+        if not await svc.redis.exists(stream):
+            raise not_found("job", job_id)
+        return ServerSentEvent(
+            _follow(svc, job_id, last or "0-0"),
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+async def _follow(svc: Services, job_id: str, after: str) -> AsyncIterator[ServerSentEventMessage]:
+    """The job's events after ``after``, history first, until the job has ended."""
+    stream = svc.keys.job_events(job_id)
+    state: JobState | None = None
+    sent = parse_id(after)
+    metrics.SSE_CLIENTS.inc()
+    try:
+        async with svc.hub.subscribe(job_id, "$") as sub:
+            # History from the start: the fold needs every event to know when the job ends,
+            # but only those after Last-Event-ID are sent.
+            history: Any = await svc.redis.xrange(stream)
+            for entry_id, fields in history:
+                message, state = _message(
+                    entry_id.decode(), fields.get(EVENT_FIELD, b""), state, sent
+                )
+                if message is not None:
+                    sent = parse_id(message.id)  # type: ignore[arg-type]
+                    yield message
+            while not _ended(state):
+                if sub.overflowed:
+                    return  # the client reconnects with Last-Event-ID and misses nothing
+                try:
+                    entry_id, raw = await asyncio.wait_for(sub.queue.get(), KEEP_ALIVE_S)
+                except TimeoutError:
+                    yield ServerSentEventMessage(data=None, comment="keep-alive")
+                    continue
+                message, state = _message(entry_id, raw, state, sent)
+                if message is not None:
+                    sent = parse_id(entry_id)
+                    yield message
+    finally:
+        metrics.SSE_CLIENTS.dec()
+
+
+def _message(
+    entry_id: str, raw: bytes, state: JobState | None, sent: tuple[int, int]
+) -> tuple[ServerSentEventMessage | None, JobState | None]:
+    try:
+        event = CODEC.decode(raw)
+    except EventDecodeError as exc:
+        _log.warning("sse_undecodable_event", entry_id=entry_id, error=str(exc))
+        event = None
+    if event is not None:
+        if state is None and isinstance(event, JobCreated):
+            state = JobState(event)
+        elif state is not None:
+            state.apply(event)
+    if parse_id(entry_id) <= sent:
+        return None, state
+    if event is None:
+        return ServerSentEventMessage(id=entry_id, event="unreadable", data="{}"), state
+    tag = type(event).__struct_config__.tag
+    return ServerSentEventMessage(
+        id=entry_id, event=str(tag), data=CODEC.encode(event).decode()
+    ), state
+
+
+def _ended(state: JobState | None) -> bool:
+    return state is not None and state.summary().status in ("succeeded", "partial", "failed")

@@ -1,0 +1,83 @@
+"""What the API's handlers share: clients built once at start-up, and small helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import msgspec
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from redis.asyncio import Redis
+
+from modomo.api.hub import JobStreamHub
+from modomo.domain.events import EventBase
+from modomo.projections.projector import parse_id
+from modomo.settings import Settings
+from modomo.storage import Storage
+from modomo.streams.keys import Keys
+from modomo.streams.log import Appended, EventLog
+
+
+@dataclass(slots=True)
+class Services:
+    settings: Settings
+    redis: Redis
+    db: asyncpg.Pool[Any]
+    storage: Storage
+    log: EventLog
+    hub: JobStreamHub
+    keys: Keys
+
+    async def append(self, events: list[EventBase]) -> Appended:
+        return await self.log.append(events)
+
+    async def applied(self, projector: str, log_id: str, wait_ms: int | None = None) -> bool:
+        """Wait until ``projector`` has applied the log up to ``log_id`` (read-your-writes);
+        False when that took longer than the bound."""
+        target = parse_id(log_id)
+        deadline = time.monotonic() + (wait_ms or self.settings.write_wait_ms) / 1000
+        while True:
+            position = await self.db.fetchval(
+                "SELECT position FROM projector_checkpoints WHERE name = $1", projector
+            )
+            if position is not None and parse_id(position) >= target:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+
+    async def presign_get(self, key: str | None) -> str | None:
+        return None if key is None else await self.storage.presign_get(key)
+
+
+def services(state: State) -> Services:
+    """Litestar dependency: the services built at start-up."""
+    found: Services = state.services
+    return found
+
+
+def encode_cursor(*values: Any) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(values)).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    """The values of a cursor from :func:`encode_cursor`; a 400 when it is not one."""
+    from litestar.exceptions import ValidationException
+
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = msgspec.json.decode(base64.urlsafe_b64decode(padded))
+    except (ValueError, msgspec.DecodeError):
+        raise ValidationException(f"invalid cursor {cursor!r}") from None
+    if not isinstance(values, list) or len(values) != arity:
+        raise ValidationException(f"invalid cursor {cursor!r}")
+    return values
+
+
+def not_found(kind: str, ident: str) -> NotFoundException:
+    return NotFoundException(f"no {kind} with id {ident!r}")
