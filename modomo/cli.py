@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from modomo.api.auth import ROLES, create_api_key
 from modomo.logs import configure_logging
 from modomo.projections.db import connect as connect_db
 from modomo.projections.migrate import MigrationError, migrate
@@ -95,6 +96,19 @@ def _parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="report what would change, keep nothing"
     )
     replay_cmd.set_defaults(run=_replay)
+
+    api = sub.add_parser("api", help="serve the REST and SSE API (MODOMO_API_HOST:PORT)")
+    api.set_defaults(run=_api)
+
+    apikey = sub.add_parser("apikey", help="API keys for integrations")
+    apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
+    create_key = apikey_sub.add_parser("create", help="create a key; it is printed once")
+    create_key.add_argument("--role", choices=ROLES, required=True)
+    create_key.add_argument("--name", default="", help="what the key is for")
+    create_key.set_defaults(run=_apikey_create)
+    revoke_key = apikey_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke_key.add_argument("key_id")
+    revoke_key.set_defaults(run=_apikey_revoke)
 
     log_trim = sub.add_parser(
         "trim", help="trim the Redis log below every projector's checkpoint (it stays in event_log)"
@@ -294,6 +308,40 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
         print(f"swapped the rebuilt tables into schema {settings.db_schema}")
     else:
         print(f"kept the result in schema {result.schema}")
+    return 0
+
+
+async def _api(args: argparse.Namespace, settings: Settings) -> int:
+    from modomo.api.app import serve
+
+    await serve(settings)
+    return 0
+
+
+async def _apikey_create(args: argparse.Namespace, settings: Settings) -> int:
+    conn = await connect_db(settings)
+    try:
+        key = await create_api_key(conn, args.role, args.name)
+    finally:
+        await conn.close()
+    print(key)
+    print("Store it now: only a hash is kept, it cannot be shown again.", file=sys.stderr)
+    return 0
+
+
+async def _apikey_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    conn = await connect_db(settings)
+    try:
+        done = await conn.execute(
+            "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL",
+            args.key_id,
+        )
+    finally:
+        await conn.close()
+    if done.endswith(" 0"):
+        print(f"modomo: no active API key with id {args.key_id}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}")
     return 0
 
 

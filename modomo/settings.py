@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 LogFormat = Literal["auto", "json", "console"]
+ModelProfile = Literal["auto", "real", "tiny", "full-random"]
+WorkerMode = Literal["sequential", "optimized"]
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
@@ -93,6 +95,38 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics_port: int = 0
     """Port of the Prometheus endpoint a worker serves; 0 turns it off."""
 
+    model_profile: ModelProfile = "auto"
+    """GPU worker models: ``real`` (pulled weights), ``tiny`` or ``full-random`` (random
+    weights, small or full-size), ``auto`` (real when the model directory has them)."""
+    model_dir: str = ".modomo/models"
+    """Where ``modomo models pull`` puts the weights; random-weight profiles write beside."""
+    model_seed: int = 0
+    """Seed of the random weights of the ``tiny`` and ``full-random`` profiles."""
+    device: str = "auto"
+    """``cuda``, ``cuda:N``, ``cpu`` or ``auto`` (CUDA when present)."""
+    torch_threads: int = 0
+    """CPU threads torch uses; 0 means one per core."""
+    worker_mode: WorkerMode = "sequential"
+    """``sequential``: one scene at a time, one model call per stage; ``optimized``: several
+    scenes in flight, batched through each model, decode and uploads overlapping."""
+    worker_concurrency: int = 0
+    """Scenes a GPU worker runs at once; 0 derives it from the mode and GPU memory."""
+    worker_max_batch: int = 8
+    """Most scenes batched into one model call in ``optimized`` mode."""
+    worker_http_port: int = 8090
+    """Port of the GPU worker's ``/health``, ``/warmup`` and ``/metrics``; 0 turns it off."""
+    worker_idle_exit_s: float = 900.0
+    """A GPU worker exits cleanly after this long without a task (0: never), so a pod
+    scales to zero."""
+    style_threshold: float = 0.15
+    """Lowest softmax share for a style to be kept beside the top one (multi-label)."""
+    material_threshold: float = 0.15
+    """Lowest softmax share for a material to be kept beside the top one (multi-label)."""
+    detect_confidence: float = 0.25
+    """Lowest YOLO confidence kept."""
+    label_box_threshold: float = 0.3
+    """Lowest GroundingDINO box score kept."""
+
     def __post_init__(self) -> None:
         for name in (
             "heartbeat_ms",
@@ -104,8 +138,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"MODOMO_{name.upper()}: must be positive")
-        if not 0 <= self.metrics_port <= 65535:
-            raise SettingsError("MODOMO_METRICS_PORT: must be a port number (0 turns it off)")
+        for name in ("metrics_port", "worker_http_port"):
+            if not 0 <= getattr(self, name) <= 65535:
+                raise SettingsError(
+                    f"MODOMO_{name.upper()}: must be a port number (0 turns it off)"
+                )
+        for name in ("model_seed", "torch_threads", "worker_concurrency"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"MODOMO_{name.upper()}: must not be negative")
+        if self.worker_max_batch < 1:
+            raise SettingsError("MODOMO_WORKER_MAX_BATCH: must be at least 1")
+        if not 0 <= self.worker_idle_exit_s < float("inf"):
+            raise SettingsError("MODOMO_WORKER_IDLE_EXIT_S: must be a finite number of seconds")
+        for name in (
+            "style_threshold",
+            "material_threshold",
+            "detect_confidence",
+            "label_box_threshold",
+        ):
+            if not 0 <= getattr(self, name) <= 1:
+                raise SettingsError(f"MODOMO_{name.upper()}: must be between 0 and 1")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise SettingsError(
+                f"MODOMO_DEVICE: expected auto, cpu, cuda or cuda:N, got {self.device!r}"
+            )
         if not 0 <= self.shutdown_grace_s < float("inf"):
             raise SettingsError("MODOMO_SHUTDOWN_GRACE_S: must be a finite number of seconds")
         if self.max_attempts < 1:

@@ -113,11 +113,11 @@ async def _refresh_gauges(svc: Services) -> None:
         await asyncio.sleep(5)
 
 
-def run(settings: Settings) -> None:
-    """Serve the API with uvicorn on ``api_host:api_port``."""
+async def serve(settings: Settings) -> None:
+    """Serve the API with uvicorn on ``api_host:api_port`` until SIGTERM/SIGINT."""
     import uvicorn
 
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
@@ -125,3 +125,4 @@ def run(settings: Settings) -> None:
         access_log=False,
         lifespan="on",
     )
+    await uvicorn.Server(config).serve()

@@ -77,7 +77,7 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller
         raise NotAuthorizedException(
             "missing credentials: send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'"
         )
-    secret: str = connection.app.state.settings.jwt_secret
+    secret: str = connection.app.state.services.settings.jwt_secret
     try:
         claims = jwt.decode(
             credential, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]}
@@ -96,7 +96,7 @@ async def _from_api_key(connection: ASGIConnection[Any, Any, Any, Any], key: str
     if not key.startswith(KEY_PREFIX) or "_" not in key[len(KEY_PREFIX) :]:
         raise NotAuthorizedException("malformed API key")
     key_id, _, secret = key[len(KEY_PREFIX) :].partition("_")
-    pool: asyncpg.Pool[Any] = connection.app.state.db
+    pool: asyncpg.Pool[Any] = connection.app.state.services.db
     row = await pool.fetchrow(
         "SELECT secret_hash, role, revoked_at FROM api_keys WHERE key_id = $1", key_id
     )

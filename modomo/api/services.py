@@ -6,7 +6,7 @@ import asyncio
 import base64
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -22,12 +22,17 @@ from modomo.storage import Storage
 from modomo.streams.keys import Keys
 from modomo.streams.log import Appended, EventLog
 
+if TYPE_CHECKING:
+    Pool = asyncpg.Pool[Any]
+else:  # asyncpg's classes are not generic at run time, and Litestar resolves these hints
+    Pool = asyncpg.Pool
+
 
 @dataclass(slots=True)
 class Services:
     settings: Settings
     redis: Redis
-    db: asyncpg.Pool[Any]
+    db: Pool
     storage: Storage
     log: EventLog
     hub: JobStreamHub

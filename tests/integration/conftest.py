@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
@@ -87,3 +87,10 @@ async def db_settings(prefix: str) -> AsyncIterator[Settings]:
         for row in schemas:
             await conn.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
         await conn.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from tests.integration.s3 import start_seaweedfs
+
+    yield from start_seaweedfs()

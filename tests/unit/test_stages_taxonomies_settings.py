@@ -200,6 +200,11 @@ INT_VARS = [
     "MODOMO_API_PORT",
     "MODOMO_MAX_UPLOAD_BYTES",
     "MODOMO_WRITE_WAIT_MS",
+    "MODOMO_MODEL_SEED",
+    "MODOMO_TORCH_THREADS",
+    "MODOMO_WORKER_CONCURRENCY",
+    "MODOMO_WORKER_MAX_BATCH",
+    "MODOMO_WORKER_HTTP_PORT",
 ]
 
 
@@ -409,6 +414,20 @@ def env_values() -> dict[str, Any]:
         "MODOMO_CORS_ORIGINS": "https://a.example,https://b.example",
         "MODOMO_MAX_UPLOAD_BYTES": "1000",
         "MODOMO_WRITE_WAIT_MS": "100",
+        "MODOMO_MODEL_PROFILE": "tiny",
+        "MODOMO_MODEL_DIR": "/models",
+        "MODOMO_MODEL_SEED": "7",
+        "MODOMO_DEVICE": "cuda:1",
+        "MODOMO_TORCH_THREADS": "2",
+        "MODOMO_WORKER_MODE": "optimized",
+        "MODOMO_WORKER_CONCURRENCY": "2",
+        "MODOMO_WORKER_MAX_BATCH": "4",
+        "MODOMO_WORKER_HTTP_PORT": "9191",
+        "MODOMO_WORKER_IDLE_EXIT_S": "600",
+        "MODOMO_STYLE_THRESHOLD": "0.3",
+        "MODOMO_MATERIAL_THRESHOLD": "0.25",
+        "MODOMO_DETECT_CONFIDENCE": "0.4",
+        "MODOMO_LABEL_BOX_THRESHOLD": "0.35",
     }
 
 

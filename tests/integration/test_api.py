@@ -1,0 +1,309 @@
+"""The API over real HTTP, with the real Redis, PostgreSQL and S3 server (SeaweedFS)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import httpx
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from modomo.api.auth import create_api_key
+from modomo.projections import db
+from modomo.settings import Settings
+from tests.integration.api_support import Api, pipeline_handler, running_api
+from tests.integration.support import running
+
+pytestmark = pytest.mark.integration
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
+    b"\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
+    b"\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+@pytest.fixture
+async def api(db_settings: Settings, s3_endpoint: str) -> AsyncIterator[Api]:
+    async with running_api(db_settings, s3_endpoint) as running_:
+        yield running_
+
+
+async def _dataset_with_scenes(api: Api, n: int = 2) -> tuple[str, list[str]]:
+    async with api.client() as client:
+        created = await client.post("/datasets", json={"name": "rooms"})
+        assert created.status_code == 201, created.text
+        dataset_id = created.json()["dataset_id"]
+        files = [
+            {"filename": f"r{i}.png", "content_type": "image/png", "size_bytes": len(PNG)}
+            for i in range(n)
+        ]
+        presigned = await client.post(f"/datasets/{dataset_id}/presign", json={"files": files})
+        assert presigned.status_code == 200, presigned.text
+        uploads = presigned.json()["uploads"]
+        async with httpx.AsyncClient() as plain:
+            for upload in uploads:
+                put = await plain.put(upload["url"], content=PNG, headers=upload["headers"])
+                assert put.status_code == 200, put.text
+        scene_ids = [u["scene_id"] for u in uploads]
+        registered = await client.post(
+            f"/datasets/{dataset_id}/register-scenes",
+            json={"scenes": [{"scene_id": s} for s in scene_ids]},
+        )
+        assert registered.status_code == 200, registered.text
+        assert sorted(registered.json()["registered"]) == sorted(scene_ids)
+    return dataset_id, scene_ids
+
+
+async def test_presigned_upload_flow_against_a_real_s3_server(api: Api) -> None:
+    dataset_id, scene_ids = await _dataset_with_scenes(api, 3)
+    async with api.client() as client:
+        again = await client.post(
+            f"/datasets/{dataset_id}/register-scenes",
+            json={"scenes": [{"scene_id": s} for s in scene_ids]},
+        )
+        assert again.json()["registered"] == []
+        assert sorted(again.json()["already_registered"]) == sorted(scene_ids)
+        missing = await client.post(
+            f"/datasets/{dataset_id}/register-scenes",
+            json={"scenes": [{"scene_id": "never-uploaded"}]},
+        )
+        assert missing.status_code == 400
+        assert "never-uploaded: not uploaded" in missing.text
+
+        presigned = await client.post(
+            f"/datasets/{dataset_id}/presign",
+            json={"files": [{"filename": "x.jpg", "content_type": "image/jpeg", "size_bytes": 10}]},
+        )
+        url = presigned.json()["uploads"][0]["url"]
+        async with httpx.AsyncClient() as plain:
+            wrong_type = await plain.put(url, content=PNG, headers={"Content-Type": "text/plain"})
+            assert wrong_type.status_code == 403
+            parts = urlsplit(url)
+            query = parse_qs(parts.query)
+            signature = query["X-Amz-Signature"][0]
+            query["X-Amz-Signature"] = [
+                "0" + signature[1:] if signature[0] != "0" else "1" + signature[1:]
+            ]
+            tampered = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+            bad = await plain.put(tampered, content=PNG, headers={"Content-Type": "image/jpeg"})
+            assert bad.status_code == 403
+            from modomo.storage import Storage
+
+            async with Storage.open(api.settings) as storage:
+                short = await storage.presign_put("scenes/expiring.jpg", "image/jpeg", ttl_s=1)
+            await asyncio.sleep(2.1)
+            expired = await plain.put(short, content=PNG, headers={"Content-Type": "image/jpeg"})
+            assert expired.status_code == 403
+
+        scenes = await client.get(f"/datasets/{dataset_id}/scenes", params={"limit": 2})
+        page = scenes.json()
+        assert len(page["items"]) == 2
+        assert page["next_cursor"]
+        rest = await client.get(
+            f"/datasets/{dataset_id}/scenes", params={"limit": 2, "cursor": page["next_cursor"]}
+        )
+        listed = [s["scene_id"] for s in page["items"] + rest.json()["items"]]
+        assert listed == sorted(scene_ids)
+        assert rest.json()["next_cursor"] is None
+        dataset = await client.get(f"/datasets/{dataset_id}")
+        assert dataset.json()["scene_count"] == 3
+
+
+async def _read_sse(response: httpx.Response, limit: int | None = None) -> list[dict[str, str]]:
+    events: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line == "":
+            if "id" in current:
+                events.append(current)
+                if limit is not None and len(events) >= limit:
+                    return events
+            current = {}
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        current[field] = value.lstrip(" ")
+    return events
+
+
+async def test_job_sse_reconnect_history_and_the_read_side(redis: Redis, api: Api) -> None:
+    dataset_id, scene_ids = await _dataset_with_scenes(api, 3)
+    settings = api.settings
+    async with api.client() as client:
+        job = await client.post(
+            "/jobs", json={"dataset_id": dataset_id, "stages": {"caption": False}}
+        )
+        assert job.status_code == 201, job.text
+        job_id = job.json()["job_id"]
+        assert job.json()["status"] == "queued"
+        assert job.json()["total"] == 3
+
+        async with client.stream("GET", f"/jobs/{job_id}/events") as first:
+            assert first.headers["content-type"].startswith("text/event-stream")
+            assert first.headers["x-accel-buffering"] == "no"
+            head = await _read_sse(first, limit=2)
+        assert [e["event"] for e in head] == ["job_created", "scene_queued"]
+
+        async with running(redis, settings, pipeline_handler, concurrency=2):
+            headers = {"Last-Event-ID": head[-1]["id"]}
+            async with client.stream("GET", f"/jobs/{job_id}/events", headers=headers) as second:
+                rest = await _read_sse(second)
+        ids = [e["id"] for e in head + rest]
+        assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+        assert len(ids) == len(set(ids))
+        kinds = [e["event"] for e in rest]
+        assert kinds.count("scene_done") == 3
+        assert kinds.count("scene_start") == 3
+        assert kinds[-1] == "scene_done"  # the stream ended after the final event
+
+        async with client.stream("GET", f"/jobs/{job_id}/events") as late:
+            history = await _read_sse(late)
+        assert [e["id"] for e in history] == ids
+        payload = msgspec.json.decode(history[-1]["data"])
+        assert payload["type"] == "scene_done"
+
+        done = (await client.get(f"/jobs/{job_id}")).json()
+        assert (done["status"], done["ok"], done["progress"]) == ("succeeded", 3, 1.0)
+        assert {t["stage"] for t in done["stage_timings"]} == {"scene", "style", "detect", "depth"}
+        jobs = (await client.get("/jobs", params={"dataset_id": dataset_id})).json()
+        assert [j["job_id"] for j in jobs["items"]] == [job_id]
+
+        scene = (await client.get(f"/scenes/{scene_ids[0]}")).json()
+        assert scene["scene_type"] == "living_room"
+        assert scene["models"]["detect"] == "yolo"
+        assert scene["styles"] == [{"code": "modern", "score": pytest.approx(0.7), "model": "clip"}]
+        assert scene["original_url"].startswith(settings.s3_endpoint_url)
+        async with httpx.AsyncClient() as plain:
+            original = await plain.get(scene["original_url"])
+        assert original.content == PNG
+        [obj] = scene["objects"]
+        corrected = await client.patch(
+            f"/objects/{obj['object_id']}", json={"category": "armchair", "materials": ["leather"]}
+        )
+        assert corrected.status_code == 200, corrected.text
+        assert corrected.json()["category"] == "armchair"
+        assert [m["code"] for m in corrected.json()["materials"]] == ["leather"]
+        assert corrected.json()["corrected_by"] == "alice"
+        review = await client.post(
+            "/reviews",
+            json={
+                "scene_id": scene_ids[0],
+                "object_id": obj["object_id"],
+                "verdict": "fix",
+                "note": "a chair",
+            },
+        )
+        assert review.status_code == 201, review.text
+        reviews = (await client.get("/reviews", params={"scene_id": scene_ids[0]})).json()
+        assert [r["verdict"] for r in reviews] == ["fix"]
+
+        overview = (await client.get("/stats/overview")).json()
+        assert overview["scenes"] == 3
+        assert overview["objects"] == 3
+        assert overview["corrected_objects"] == 1
+        categories = (await client.get("/stats/distribution/category")).json()
+        assert {b["key"]: b["count"] for b in categories} == {"armchair": 1, "sofa": 2}
+        types = (
+            await client.get("/stats/distribution/scene_type", params={"dataset_id": dataset_id})
+        ).json()
+        assert types == [{"key": "living_room", "count": 3, "share": 1.0}]
+
+
+async def test_authentication_and_roles(api: Api) -> None:
+    async with api.client(role=None) as anonymous:
+        response = await anonymous.get("/datasets")
+        assert response.status_code == 401
+        assert "missing credentials" in response.json()["detail"]
+        bad = await anonymous.get("/datasets", headers={"Authorization": "Bearer nonsense"})
+        assert bad.status_code == 401
+        expired = await anonymous.get(
+            "/datasets", headers={"Authorization": f"Bearer {api.token('viewer', ttl_s=-10)}"}
+        )
+        assert expired.status_code == 401
+        assert "expired" in expired.json()["detail"]
+        assert (await anonymous.get("/health")).json() == {
+            "ok": True,
+            "redis": "ok",
+            "postgres": "ok",
+        }
+        metrics = await anonymous.get("/metrics")
+        assert "modomo_sse_clients" in metrics.text
+    async with api.client(role="viewer") as viewer:
+        assert (await viewer.get("/datasets")).status_code == 200
+        denied = await viewer.post("/datasets", json={"name": "x"})
+        assert denied.status_code == 403
+        assert "needs the reviewer role" in denied.json()["detail"]
+    conn = await db.connect(api.settings)
+    try:
+        key = await create_api_key(conn, "reviewer", "ci")
+    finally:
+        await conn.close()
+    async with httpx.AsyncClient(base_url=api.url, headers={"X-API-Key": key}) as integration:
+        assert (await integration.post("/datasets", json={"name": "via key"})).status_code == 201
+    wrong = key[:-3] + "abc"
+    async with httpx.AsyncClient(base_url=api.url, headers={"X-API-Key": wrong}) as stranger:
+        assert (await stranger.get("/datasets")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "text"),
+    [
+        ("POST", "/datasets", b"{not json", 400, ""),
+        ("POST", "/datasets", {"name": 5}, 400, "name"),
+        ("POST", "/datasets", {"name": ""}, 400, "name"),
+        ("POST", "/datasets", {"name": "a", "colour": "red"}, 400, "colour"),
+        ("POST", "/datasets", {"name": "x" * 2_000_000}, 413, ""),
+        ("GET", "/datasets/nope", None, 404, "no dataset with id 'nope'"),
+        ("GET", "/datasets?cursor=%%%", None, 400, "invalid cursor"),
+        ("GET", "/datasets?limit=0", None, 400, "limit"),
+        ("POST", "/datasets/nope/presign", {"files": []}, 400, "files"),
+        ("POST", "/jobs", {"dataset_id": "nope"}, 404, "no dataset"),
+        ("POST", "/jobs", {"dataset_id": "x", "resize_max_px": 99999}, 400, "resize_max_px"),
+        ("POST", "/jobs", {"dataset_id": "x", "stages": {"depht": True}}, 400, "depht"),
+        ("GET", "/jobs/nope", None, 404, "no job"),
+        ("GET", "/jobs/nope/events", None, 404, "no job"),
+        ("GET", "/scenes/nope", None, 404, "no scene"),
+        ("GET", "/objects/nope", None, 404, "no object"),
+        ("PATCH", "/objects/nope", {"category": "sofa"}, 404, "no object"),
+        ("PATCH", "/objects/nope", {"bbox": [0, 0, 2, 1]}, 400, "bbox"),
+        ("POST", "/reviews", {"scene_id": "nope", "verdict": "approve"}, 404, "no scene"),
+        ("POST", "/reviews", {"scene_id": "s", "verdict": "maybe"}, 400, "verdict"),
+        ("GET", "/stats/distribution/weather", None, 404, "unknown distribution"),
+    ],
+)
+async def test_bad_input_is_a_clear_4xx(
+    api: Api, method: str, path: str, body: Any, status: int, text: str
+) -> None:
+    async with api.client() as client:
+        if isinstance(body, bytes):
+            response = await client.request(
+                method, path, content=body, headers={"Content-Type": "application/json"}
+            )
+        else:
+            response = await client.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    assert text in response.text
+
+
+async def test_bad_last_event_id_and_health_when_redis_is_down(
+    api: Api, db_settings: Settings, s3_endpoint: str
+) -> None:
+    dataset_id, _ = await _dataset_with_scenes(api, 1)
+    async with api.client() as client:
+        job_id = (await client.post("/jobs", json={"dataset_id": dataset_id})).json()["job_id"]
+        bad = await client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "abc"})
+        assert bad.status_code == 400
+        assert "Last-Event-ID" in bad.text
+    broken = msgspec.structs.replace(db_settings, redis_url="redis://127.0.0.1:1/0")
+    async with running_api(broken, s3_endpoint) as down, down.client(role=None) as client:
+        health = await client.get("/health")
+    assert health.status_code == 503
+    assert health.json()["ok"] is False
+    assert health.json()["redis"].startswith("down")
+    assert health.json()["postgres"] == "ok"
