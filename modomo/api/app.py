@@ -27,6 +27,7 @@ from modomo.projections import db
 from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams import metrics as stream_metrics
+from modomo.streams.completion import JobCompletion
 from modomo.streams.connection import connect
 from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> Litestar:
                 log=EventLog(redis, keys),
                 hub=JobStreamHub(redis, keys),
                 keys=keys,
+                completion=JobCompletion(redis, keys, settings.attempts_ttl_s),
             )
             gauges = asyncio.create_task(_refresh_gauges(app.state.services))
             try:

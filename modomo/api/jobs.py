@@ -123,7 +123,10 @@ class JobController(Controller):
             )
             for s in scene_ids
         ]
-        appended = await svc.log.append([created, *queued], tasks)
+        async with svc.redis.pipeline(transaction=True) as pipe:
+            staged = await svc.log.stage(pipe, [created, *queued], tasks)
+            svc.completion.stage_total(pipe, job_id, len(scene_ids))
+            appended = staged.read(await pipe.execute())
         metrics.JOBS_CREATED.inc()
         if not await svc.applied("jobs", appended.log_ids[0]):
             return Response(
@@ -209,6 +212,8 @@ async def _follow(svc: Services, job_id: str, after: str) -> AsyncIterator[Serve
     stream = svc.keys.job_events(job_id)
     state: JobState | None = None
     sent = parse_id(after)
+    # Jobs started through the API end with a job_done event; follow until it arrives.
+    expects_done = bool(await svc.redis.hexists(svc.keys.job_meta(job_id), "total"))
     metrics.SSE_CLIENTS.inc()
     try:
         async with svc.hub.subscribe(job_id, "$") as sub:
@@ -222,7 +227,7 @@ async def _follow(svc: Services, job_id: str, after: str) -> AsyncIterator[Serve
                 if message is not None:
                     sent = parse_id(message.id)  # type: ignore[arg-type]
                     yield message
-            while not _ended(state):
+            while not _ended(state, expects_done):
                 if sub.overflowed:
                     return  # the client reconnects with Last-Event-ID and misses nothing
                 try:
@@ -261,5 +266,9 @@ def _message(
     ), state
 
 
-def _ended(state: JobState | None) -> bool:
-    return state is not None and state.summary().status in ("succeeded", "partial", "failed")
+def _ended(state: JobState | None, expects_done: bool) -> bool:
+    if state is None:
+        return False
+    if expects_done:
+        return state.completed is not None
+    return state.summary().status in ("succeeded", "partial", "failed")

@@ -19,6 +19,7 @@ from modomo.domain.events import EventBase
 from modomo.projections.projector import parse_id
 from modomo.settings import Settings
 from modomo.storage import Storage
+from modomo.streams.completion import JobCompletion
 from modomo.streams.keys import Keys
 from modomo.streams.log import Appended, EventLog
 
@@ -37,6 +38,7 @@ class Services:
     log: EventLog
     hub: JobStreamHub
     keys: Keys
+    completion: JobCompletion
 
     async def append(self, events: list[EventBase]) -> Appended:
         return await self.log.append(events)

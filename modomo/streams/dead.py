@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from modomo.domain.events import AttemptError, SceneRequeued
 from modomo.domain.stages import SceneTask
+from modomo.streams.completion import JobCompletion
 from modomo.streams.keys import TASK_FIELD, Keys
 from modomo.streams.log import EventLog
 from modomo.streams.queue import decode_errors
@@ -106,6 +107,7 @@ class DeadLetters:
         async with self.redis.pipeline(transaction=True) as pipe:
             staged = await self.log.stage(pipe, [event], [task])
             pipe.xdel(self.keys.dead, entry_id)
+            JobCompletion(self.redis, self.keys, 0).stage_reopen(pipe, task.job_id, task.scene_id)
             replies = await pipe.execute()
         return staged.read(replies).task_ids[0]
 

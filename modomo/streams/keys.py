@@ -51,6 +51,14 @@ class Keys:
         """Scenes of a job whose results are in the log: a redelivery of one is only acked."""
         return f"{self.prefix}:jobs:done:{job_id}"
 
+    def job_meta(self, job_id: str) -> str:
+        """Hash: the job's scene count and how many scenes ended ok, partial or failed."""
+        return f"{self.prefix}:jobs:meta:{job_id}"
+
+    def job_ended(self, job_id: str) -> str:
+        """Set: scenes of the job that have ended, whatever the outcome."""
+        return f"{self.prefix}:jobs:ended:{job_id}"
+
     @property
     def dead_by_reason(self) -> str:
         """Hash: how many tasks went dead for each reason since the stream was created."""

@@ -34,6 +34,7 @@ from redis.asyncio.client import Pipeline
 from modomo.domain.events import (
     AttemptError,
     EventBase,
+    SceneCompleted,
     SceneDeadLettered,
     SceneFailed,
     SceneStarted,
@@ -41,6 +42,7 @@ from modomo.domain.events import (
 from modomo.domain.stages import SceneTask
 from modomo.settings import Settings
 from modomo.streams import metrics
+from modomo.streams.completion import JobCompletion, Outcome
 from modomo.streams.keys import Keys
 from modomo.streams.locks import Locks
 from modomo.streams.log import Appended, EventLog
@@ -135,6 +137,7 @@ class Worker:
         self.queue = TaskQueue(redis, self.keys)
         self.events = EventLog(redis, self.keys)
         self.locks = Locks(redis)
+        self.completion = JobCompletion(redis, self.keys, settings.attempts_ttl_s)
         self._keep_alive = redis.register_script(_KEEP_ALIVE)
         self._stopping = asyncio.Event()
         self._next_reclaim = 0.0
@@ -296,6 +299,7 @@ class Worker:
             await self.queue.stage_dead(
                 pipe, entry, reason=EXHAUSTED, errors=errors, task=task, events=events
             )
+            await self.completion.stage_end(pipe, task.job_id, task.scene_id, "failed")
             await pipe.execute()
         metrics.TASKS_DEAD.labels(reason=EXHAUSTED).inc()
         self._log.error(
@@ -414,11 +418,13 @@ class Worker:
     ) -> None:
         task = ctx.delivery.task
         done_key = self.keys.done(task.job_id)
+        outcome: Outcome = next((e.status for e in final if isinstance(e, SceneCompleted)), "ok")
         async with self.redis.pipeline(transaction=True) as pipe:
             await self.events.stage(pipe, final)
             pipe.sadd(done_key, task.scene_id)
             pipe.expire(done_key, self.settings.attempts_ttl_s)
             self.queue.stage_ack(pipe, ctx.delivery.entry_id)
+            await self.completion.stage_end(pipe, task.job_id, task.scene_id, outcome)
             await pipe.execute()
         metrics.TASKS_SUCCEEDED.inc()
         ctx.log.info("task_done", duration_ms=round(elapsed_s * 1000, 1))

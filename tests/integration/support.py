@@ -20,6 +20,7 @@ from modomo.domain.codec import CODEC
 from modomo.domain.events import Event, JobCreated
 from modomo.domain.stages import SceneTask
 from modomo.settings import Settings
+from modomo.streams.completion import JobCompletion
 from modomo.streams.keys import EVENT_FIELD, Keys
 from modomo.streams.log import Appended, EventLog
 from modomo.streams.worker import Handler, Worker
@@ -29,15 +30,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 async def enqueue(
-    redis: Redis, settings: Settings, scene_ids: Sequence[str], job_id: str | None = None
+    redis: Redis,
+    settings: Settings,
+    scene_ids: Sequence[str],
+    job_id: str | None = None,
+    count_scenes: bool = False,
 ) -> tuple[str, Appended]:
-    """Create a job over ``scene_ids`` and enqueue one task per scene, atomically."""
+    """Create a job over ``scene_ids`` and enqueue one task per scene, atomically; with
+    ``count_scenes``, record the job's size as the API does, so it ends with job_done."""
     job_id = job_id or str(uuid.uuid4())
     created = JobCreated(job_id=job_id, dataset_id="d", scene_ids=tuple(scene_ids))
     tasks = [
         SceneTask(job_id=job_id, scene_id=s, r2_key_original=f"scenes/{s}.jpg") for s in scene_ids
     ]
-    appended = await EventLog(redis, Keys(settings.redis_prefix)).append([created], tasks)
+    keys = Keys(settings.redis_prefix)
+    async with redis.pipeline(transaction=True) as pipe:
+        staged = await EventLog(redis, keys).stage(pipe, [created], tasks)
+        if count_scenes:
+            JobCompletion(redis, keys, 3600).stage_total(pipe, job_id, len(scene_ids))
+        appended = staged.read(await pipe.execute())
     return job_id, appended
 
 

@@ -160,13 +160,14 @@ async def test_job_sse_reconnect_history_and_the_read_side(redis: Redis, api: Ap
         kinds = [e["event"] for e in rest]
         assert kinds.count("scene_done") == 3
         assert kinds.count("scene_start") == 3
-        assert kinds[-1] == "scene_done"  # the stream ended after the final event
+        assert kinds[-1] == "job_done"  # the stream ended after the job's final event
 
         async with client.stream("GET", f"/jobs/{job_id}/events") as late:
             history = await _read_sse(late)
         assert [e["id"] for e in history] == ids
         payload = msgspec.json.decode(history[-1]["data"])
-        assert payload["type"] == "scene_done"
+        assert payload["type"] == "job_done"
+        assert (payload["status"], payload["ok"], payload["failed"]) == ("succeeded", 3, 0)
 
         done = (await client.get(f"/jobs/{job_id}")).json()
         assert (done["status"], done["ok"], done["progress"]) == ("succeeded", 3, 1.0)

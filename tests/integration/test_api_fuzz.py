@@ -26,13 +26,29 @@ async def test_no_generated_request_gives_a_server_error(
         assert dataset["dataset_id"]
         result = await asyncio.to_thread(
             subprocess.run,
-            [st, "run", f"{api.url}/schema/openapi.json",
-             "--header", f"Authorization: Bearer {api.token('admin')}",
-             "--checks", "not_a_server_error", "--max-examples", "25",
-             "--request-timeout", "10", "--generation-deterministic",
-             "--exclude-path", "/jobs/{job_id}/events", "--phases", "examples,fuzzing",
-             "--no-color"],
-            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+            [
+                st,
+                "run",
+                f"{api.url}/schema/openapi.json",
+                "--header",
+                f"Authorization: Bearer {api.token('admin')}",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "25",
+                "--request-timeout",
+                "10",
+                "--generation-deterministic",
+                "--exclude-path",
+                "/jobs/{job_id}/events",
+                "--phases",
+                "examples,fuzzing",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
         )
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     passed = re.search(r"(\d+) passed", result.stdout)

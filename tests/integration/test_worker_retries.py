@@ -199,3 +199,41 @@ async def test_worker_logs_carry_context_and_metrics_count_outcomes(
     assert sample("modomo_dead_tasks") == 1
     assert sample("modomo_dead_reason", reason="attempts_exhausted") == 1
     assert 0 <= sample("modomo_dead_oldest_age_seconds") < 60
+
+
+async def test_the_last_scene_to_end_appends_job_done_once(
+    redis: Redis, settings: Settings
+) -> None:
+    from modomo.domain.events import JobCompleted
+
+    job_id, _ = await enqueue(redis, settings, ["ok-1", "ok-2", "fail-3"], count_scenes=True)
+    dead = DeadLetters(redis, Keys(settings.redis_prefix))
+
+    async def completions() -> list[JobCompleted]:
+        events = await job_events(redis, settings, job_id)
+        return [e for e in events if isinstance(e, JobCompleted)]
+
+    async with running(redis, settings, behave, concurrency=2):
+
+        async def ended() -> bool:
+            return len(await completions()) == 1
+
+        await wait_for(ended, what="job_done")
+        [first] = await completions()
+        assert (first.status, first.ok, first.partial, first.failed) == ("partial", 2, 0, 1)
+        events = await job_events(redis, settings, job_id)
+        assert isinstance(events[-1], JobCompleted)  # nothing of this job after its end
+
+        # An operator retries the dead scene: the job reopens and ends again.
+        [item] = await dead.oldest()
+        await dead.retry(item.id)
+
+        async def ended_again() -> bool:
+            return len(await completions()) == 2
+
+        await wait_for(ended_again, what="the second job_done")
+    second = (await completions())[1]
+    assert (second.status, second.ok, second.failed) == ("partial", 2, 1)
+    state = fold_job(await job_events(redis, settings, job_id))
+    assert state is not None
+    assert state.summary().status == "partial"
