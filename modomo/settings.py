@@ -31,6 +31,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     """Redis holding the streams; ``rediss://`` for TLS, ``redis://:password@host`` for auth."""
+    redis_max_connections: int = 64
+    """Most Redis connections one process opens; callers beyond it wait their turn."""
     redis_prefix: str = "modomo"
     """Key namespace: every key is ``<prefix>:...``; tests use their own prefix."""
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"

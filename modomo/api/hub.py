@@ -16,9 +16,29 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from modomo.domain.codec import CODEC, EventDecodeError
+from modomo.domain.events import Event
 from modomo.streams.keys import EVENT_FIELD, Keys
 
-Entry = tuple[str, bytes]
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A job-stream entry, decoded once for all the clients that receive it."""
+
+    id: str
+    key: tuple[int, int]
+    event: Event | None
+    data: str
+
+
+def decode_entry(entry_id: str, raw: bytes) -> Entry:
+    ms, _, seq = entry_id.partition("-")
+    try:
+        event: Event | None = CODEC.decode(raw)
+        data = raw.decode()
+    except (EventDecodeError, UnicodeDecodeError):
+        event, data = None, "{}"
+    return Entry(id=entry_id, key=(int(ms), int(seq or 0)), event=event, data=data)
 
 
 @dataclass(eq=False, slots=True)
@@ -100,7 +120,7 @@ class JobStreamHub:
                     continue
                 rows = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
                 for entry_id, fields in rows:
-                    entry = (entry_id.decode(), fields.get(EVENT_FIELD, b""))
+                    entry = decode_entry(entry_id.decode(), fields.get(EVENT_FIELD, b""))
                     for sub in list(feed.subscribers):
                         try:
                             sub.queue.put_nowait(entry)

@@ -16,9 +16,9 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from modomo.api import metrics
 from modomo.api.auth import caller_of
+from modomo.api.hub import Entry, decode_entry
 from modomo.api.schemas import Accepted, JobIn, JobOut, JobPage, StageTiming
 from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
-from modomo.domain.codec import CODEC, EventDecodeError
 from modomo.domain.events import JobCreated, SceneQueued, new_id
 from modomo.domain.fold import JobState
 from modomo.domain.stages import SceneTask
@@ -221,49 +221,46 @@ async def _follow(svc: Services, job_id: str, after: str) -> AsyncIterator[Serve
             # but only those after Last-Event-ID are sent.
             history: Any = await svc.redis.xrange(stream)
             for entry_id, fields in history:
-                message, state = _message(
-                    entry_id.decode(), fields.get(EVENT_FIELD, b""), state, sent
-                )
+                entry = decode_entry(entry_id.decode(), fields.get(EVENT_FIELD, b""))
+                message, state = _message(entry, state, sent)
                 if message is not None:
-                    sent = parse_id(message.id)  # type: ignore[arg-type]
+                    sent = entry.key
                     yield message
             while not _ended(state, expects_done):
                 if sub.overflowed:
                     return  # the client reconnects with Last-Event-ID and misses nothing
                 try:
-                    entry_id, raw = await asyncio.wait_for(sub.queue.get(), KEEP_ALIVE_S)
+                    # asyncio.timeout, not wait_for: no task per event per client.
+                    async with asyncio.timeout(KEEP_ALIVE_S):
+                        entry = await sub.queue.get()
                 except TimeoutError:
                     yield ServerSentEventMessage(data=None, comment="keep-alive")
                     continue
-                message, state = _message(entry_id, raw, state, sent)
+                message, state = _message(entry, state, sent)
                 if message is not None:
-                    sent = parse_id(entry_id)
+                    sent = entry.key
                     yield message
     finally:
         metrics.SSE_CLIENTS.dec()
 
 
 def _message(
-    entry_id: str, raw: bytes, state: JobState | None, sent: tuple[int, int]
+    entry: Entry, state: JobState | None, sent: tuple[int, int]
 ) -> tuple[ServerSentEventMessage | None, JobState | None]:
-    try:
-        event = CODEC.decode(raw)
-    except EventDecodeError as exc:
-        _log.warning("sse_undecodable_event", entry_id=entry_id, error=str(exc))
-        event = None
-    if event is not None:
-        if state is None and isinstance(event, JobCreated):
-            state = JobState(event)
-        elif state is not None:
-            state.apply(event)
-    if parse_id(entry_id) <= sent:
-        return None, state
+    """Fold ``entry`` into the client's view of the job; the SSE message if it is new."""
+    event = entry.event
     if event is None:
-        return ServerSentEventMessage(id=entry_id, event="unreadable", data="{}"), state
-    tag = type(event).__struct_config__.tag
-    return ServerSentEventMessage(
-        id=entry_id, event=str(tag), data=CODEC.encode(event).decode()
-    ), state
+        _log.warning("sse_undecodable_event", entry_id=entry.id)
+    elif state is None:
+        if isinstance(event, JobCreated):
+            state = JobState(event)
+    else:
+        state.apply(event)
+    if entry.key <= sent:
+        return None, state
+    tag = "unreadable" if event is None else str(type(event).__struct_config__.tag)
+    # The stored JSON is the event's own encoding: sent as it is, not decoded and re-encoded.
+    return ServerSentEventMessage(id=entry.id, event=tag, data=entry.data), state
 
 
 def _ended(state: JobState | None, expects_done: bool) -> bool:
