@@ -308,3 +308,41 @@ async def test_bad_last_event_id_and_health_when_redis_is_down(
     assert health.json()["ok"] is False
     assert health.json()["redis"].startswith("down")
     assert health.json()["postgres"] == "ok"
+
+
+WRITES = [
+    ("POST", "/datasets"),
+    ("POST", "/datasets/d/presign"),
+    ("POST", "/datasets/d/register-scenes"),
+    ("POST", "/jobs"),
+    ("PATCH", "/objects/o"),
+    ("POST", "/reviews"),
+]
+READS = [
+    ("GET", "/datasets"),
+    ("GET", "/datasets/d"),
+    ("GET", "/datasets/d/scenes"),
+    ("GET", "/jobs"),
+    ("GET", "/jobs/j"),
+    ("GET", "/jobs/j/events"),
+    ("GET", "/scenes/s"),
+    ("GET", "/objects/o"),
+    ("GET", "/reviews?scene_id=s"),
+    ("GET", "/stats/overview"),
+    ("GET", "/stats/distribution/category"),
+]
+
+
+async def test_every_route_needs_credentials_and_writes_need_the_reviewer_role(api: Api) -> None:
+    async with api.client(role=None) as anonymous, api.client(role="viewer") as viewer:
+        for method, path in WRITES + READS:
+            response = await anonymous.request(method, path, json={})
+            assert response.status_code == 401, (method, path, response.text)
+            assert response.json()["detail"]
+        for method, path in WRITES:
+            response = await viewer.request(method, path, json={})
+            assert response.status_code == 403, (method, path, response.text)
+            assert "needs the reviewer role" in response.json()["detail"]
+        for method, path in READS:
+            response = await viewer.request(method, path)
+            assert response.status_code in (200, 404), (method, path, response.text)
