@@ -100,6 +100,15 @@ def _parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the REST and SSE API (MODOMO_API_HOST:PORT)")
     api.set_defaults(run=_api)
 
+    worker = sub.add_parser(
+        "worker", help="run the GPU pipeline worker (models from MODOMO_MODEL_PROFILE)"
+    )
+    worker.add_argument(
+        "--storage-dir",
+        help="read originals and write artifacts in this folder instead of the S3 bucket",
+    )
+    worker.set_defaults(run=_worker)
+
     apikey = sub.add_parser("apikey", help="API keys for integrations")
     apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
     create_key = apikey_sub.add_parser("create", help="create a key; it is printed once")
@@ -316,6 +325,13 @@ async def _api(args: argparse.Namespace, settings: Settings) -> int:
 
     await serve(settings)
     return 0
+
+
+async def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    # Imported here: the model stack is an optional extra that other commands never need.
+    from modomo.gpu.worker import run_worker
+
+    return await run_worker(settings, storage_dir=args.storage_dir)
 
 
 async def _apikey_create(args: argparse.Namespace, settings: Settings) -> int:

@@ -18,8 +18,18 @@ if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
   "$PYTHON" -m venv .venv
 fi
-say "installing modomo and its dev tools into .venv"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+pip() { .venv/bin/python -m pip --disable-pip-version-check "$@"; }
+say "installing the model stack (torch, ultralytics, sam2, transformers, open_clip) into .venv"
+pip install --quiet torch==2.14.1 torchvision==0.29.1
+# sam2 is source-only on PyPI; built against the torch above, without its optional CUDA
+# extension (hole filling only), and without build isolation (which would fetch a second
+# torch just to build it).
+pip install --quiet setuptools wheel
+if ! .venv/bin/python -c 'import sam2' 2>/dev/null; then
+  SAM2_BUILD_CUDA=0 pip install --quiet --no-build-isolation sam2==1.1.0
+fi
+say "installing modomo with its gpu and dev extras into .venv"
+pip install --quiet -e '.[gpu,dev]'
 
 REDIS_URL=${MODOMO_REDIS_URL:-redis://127.0.0.1:6379/0}
 redis_up() {
