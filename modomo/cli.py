@@ -109,6 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=_worker)
 
+    models = sub.add_parser("models", help="the GPU worker's model weights")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    pull = models_sub.add_parser(
+        "pull", help="download the real weights into MODOMO_MODEL_DIR (needs internet)"
+    )
+    pull.set_defaults(run=_models_pull)
+
     apikey = sub.add_parser("apikey", help="API keys for integrations")
     apikey_sub = apikey.add_subparsers(dest="apikey_command", required=True)
     create_key = apikey_sub.add_parser("create", help="create a key; it is printed once")
@@ -332,6 +339,30 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from modomo.gpu.worker import run_worker
 
     return await run_worker(settings, storage_dir=args.storage_dir)
+
+
+async def _models_pull(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from modomo.gpu.pull import pull
+
+    try:
+        manifest = await asyncio.to_thread(pull, Path(settings.model_dir))
+    except Exception as exc:
+        # Each hub library has its own network errors; any of them means the same here.
+        text = str(exc).strip()
+        first = text.splitlines()[0][:300] if text else type(exc).__name__
+        print(
+            f"modomo: could not fetch the weights ({first}); this needs a machine that "
+            "reaches the model hubs",
+            file=sys.stderr,
+        )
+        return 1
+    for role in ("clip", "yolo", "sam2", "grounding_dino", "depth", "captioner"):
+        spec = manifest.spec(role)
+        print(f"{role:<15} {spec.id:<45} {spec.licence}")
+    print(f"weights in {settings.model_dir}")
+    return 0
 
 
 async def _apikey_create(args: argparse.Namespace, settings: Settings) -> int:

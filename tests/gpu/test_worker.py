@@ -147,3 +147,28 @@ def free_port() -> int:
 
 async def _ready(gpu: GpuWorker) -> bool:
     return gpu.models is not None and gpu.http_port != 0
+
+
+def test_models_pull_without_a_hub_fails_with_a_sentence(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        YOLO_OFFLINE="1",
+        MODOMO_MODEL_DIR=str(tmp_path / "models"),
+        YOLO_CONFIG_DIR=str(tmp_path),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "modomo.cli", "models", "pull"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 1
+    assert "needs a machine that reaches the model hubs" in result.stderr
+    assert not (tmp_path / "models" / "modomo-models.json").exists()
