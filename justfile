@@ -37,18 +37,21 @@ fmt:
     {{bin}}/ruff check --fix modomo tests bench
     {{bin}}/ruff format modomo tests bench
 
-# streams runtime against redis-benchmark, projectors against a raw COPY, as ratios
+# streams against redis-benchmark, projectors against COPY, the API, the pipeline
 bench:
     {{bin}}/python bench/streams.py
     {{bin}}/python bench/projections.py
+    {{bin}}/python bench/api.py
+    {{bin}}/python bench/pipeline.py
 
 # apply pending SQL migrations to MODOMO_DATABASE_URL
 migrate:
     {{bin}}/modomo migrate
 
-# the main job: until the end-to-end demo lands, the event core and read models at work
-demo:
-    @echo "Modomo demo: event log, workers' queue and read models are built; the photo-to-dataset demo arrives with the pipeline, API and demo issues."
-    @echo "Meanwhile: the streams runtime against redis-benchmark, then a synthetic log of ~30k events projected into PostgreSQL and replayed."
-    {{bin}}/python bench/streams.py --events 50000
-    {{bin}}/python bench/projections.py --events 30000
+# the main job: services up, synthetic room photos uploaded, a live job, a summary
+demo scenes="20":
+    {{bin}}/modomo demo --scenes {{scenes}}
+
+# the services (S3, API, projectors, one GPU worker) until Ctrl-C
+up:
+    {{bin}}/modomo up

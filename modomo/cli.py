@@ -109,6 +109,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=_worker)
 
+    demo_cmd = sub.add_parser(
+        "demo",
+        help="the whole product on this machine: services, synthetic photos, a live job, a summary",
+    )
+    demo_cmd.add_argument("--scenes", type=int, default=20, help="how many photos")
+    demo_cmd.add_argument("--state", default=".modomo", help="folder for data and logs")
+    demo_cmd.set_defaults(run=_demo)
+    up_cmd = sub.add_parser("up", help="run S3, the API, projectors and a GPU worker until Ctrl-C")
+    up_cmd.add_argument("--state", default=".modomo", help="folder for data and logs")
+    up_cmd.set_defaults(run=_up)
+
     models = sub.add_parser("models", help="the GPU worker's model weights")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     pull = models_sub.add_parser(
@@ -339,6 +350,35 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from modomo.gpu.worker import run_worker
 
     return await run_worker(settings, storage_dir=args.storage_dir)
+
+
+async def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from modomo.demo.run import demo
+    from modomo.demo.services import ServiceError
+
+    if not 1 <= args.scenes <= 500:
+        print("modomo: --scenes takes a number from 1 to 500", file=sys.stderr)
+        return 2
+    try:
+        return await demo(settings, args.scenes, Path(args.state))
+    except ServiceError as exc:
+        print(f"modomo: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from modomo.demo.run import up
+    from modomo.demo.services import ServiceError
+
+    try:
+        return await up(settings, Path(args.state))
+    except ServiceError as exc:
+        print(f"modomo: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _models_pull(args: argparse.Namespace, settings: Settings) -> int:
