@@ -46,40 +46,55 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null \
       || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null; }
   else
-    die "$* is missing: install it (e.g. sudo apt-get install $*) and run this again"
+    return 1
   fi
+}
+embedded() {
+  # Not root and not installed: `modomo demo` and `modomo up` start embedded servers from
+  # pip packages instead; the test suite needs the real services.
+  say "$1 is not running and cannot be installed without root: \`just demo\` will use an"
+  say "embedded one from pip; for \`just test\` install it (sudo apt-get install $2)."
 }
 
 if ! redis_up; then
   if [ -n "${MODOMO_REDIS_URL:-}" ]; then
     die "Redis at MODOMO_REDIS_URL does not answer"
   fi
-  command -v redis-server >/dev/null || apt_install redis-server
-  say "starting redis-server on 127.0.0.1:6379"
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
-  for _ in $(seq 50); do redis_up && break; sleep 0.1; done
-  redis_up || die "redis-server did not come up on 127.0.0.1:6379"
+  if command -v redis-server >/dev/null || apt_install redis-server; then
+    say "starting redis-server on 127.0.0.1:6379"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    for _ in $(seq 50); do redis_up && break; sleep 0.1; done
+    redis_up || die "redis-server did not come up on 127.0.0.1:6379"
+  else
+    embedded Redis redis-server
+  fi
 fi
-command -v redis-benchmark >/dev/null || apt_install redis-tools
+command -v redis-benchmark >/dev/null || apt_install redis-tools || true
 # promtool validates the alert rules in the tests; without root the test says it is skipped.
 if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ]; then apt_install prometheus; fi
 
 if ! postgres_up; then
-  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
-    apt_install postgresql
-    # A cluster we just installed for development: let loopback connect without a password,
+  have_cluster=0
+  if ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    have_cluster=1
+  elif apt_install postgresql; then
+    have_cluster=1
+    # A cluster just installed for development: let loopback connect without a password,
     # as on the machines this project is developed on.
-    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | sort -V | tail -n 1)
-    sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    sed -i '1i host all all 127.0.0.1/32 trust' "$(ls /etc/postgresql/*/main/pg_hba.conf | sort -V | tail -n 1)"
   fi
-  say "starting PostgreSQL"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start \
-    || die "PostgreSQL would not start"
-  for _ in $(seq 50); do postgres_up && break; sleep 0.2; done
-  postgres_up || die "PostgreSQL did not come up on 127.0.0.1:5432"
+  if [ "$have_cluster" = 1 ]; then
+    say "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start \
+      || die "PostgreSQL would not start"
+    for _ in $(seq 50); do postgres_up && break; sleep 0.2; done
+    postgres_up || die "PostgreSQL did not come up on 127.0.0.1:5432"
+  else
+    embedded PostgreSQL postgresql
+  fi
 fi
 # The tests use a database of their own, named test.
-if ! psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" \
+if postgres_up && ! psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" \
     2>/dev/null | grep -q 1; then
   say "creating the test database"
   psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null \

