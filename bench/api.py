@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ import httpx
 import msgspec
 
 from modomo.api.auth import issue_token
+from modomo.demo.services import free_port, settings_env
 from modomo.domain.events import JobCreated, SceneStarted
 from modomo.domain.synthetic import synthetic_log
 from modomo.logs import configure_logging
@@ -44,12 +43,6 @@ from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -181,7 +174,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         redis_prefix=name,
         db_schema=f"{name}_rm",
         db_log_schema=f"{name}_log",
-        api_port=_free_port(),
+        api_port=free_port(),
         jwt_secret="b" * 40,
         log_level="warning",
         log_format="json",
@@ -207,11 +200,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
         sse_job = str(uuid.uuid4())
         await log.append([JobCreated(job_id=sse_job, dataset_id="d", scene_ids=("x",))])
 
-        env = dict(os.environ)
-        for field, value in msgspec.structs.asdict(settings).items():
-            env[f"MODOMO_{field.upper()}"] = (
-                ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-            )
+        env = settings_env(settings)
         api = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
             [sys.executable, "-m", "modomo.cli", "api"],
             cwd=ROOT,

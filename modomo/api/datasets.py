@@ -23,7 +23,7 @@ from modomo.api.schemas import (
     SceneSummary,
     Upload,
 )
-from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
+from modomo.api.services import Params, Services, decode_cursor, encode_cursor, not_found
 from modomo.domain.events import DatasetCreated, RegisteredScene, ScenesRegistered, new_id
 from modomo.domain.taxonomies import FURNITURE, MATERIALS, SCENE_TYPES, STYLES
 from modomo.storage import scene_key
@@ -218,11 +218,7 @@ class DatasetController(Controller):
             if value is not None and value not in taxonomy:
                 raise ValidationException(f"{taxonomy.kind}: unknown code {value!r}")
         clauses = ["s.dataset_id = $1"]
-        args: list[Any] = [dataset_id]
-
-        def arg(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
+        arg = Params(dataset_id)
 
         if status:
             clauses.append(f"s.status = {arg(status)}")
@@ -252,7 +248,7 @@ class DatasetController(Controller):
             "SELECT scene_id, dataset_id, status, scene_type, scene_type_conf, caption, "
             f"object_count, avg_conf, updated_at FROM scenes s WHERE {' AND '.join(clauses)} "
             f"ORDER BY s.scene_id LIMIT {arg(limit + 1)}",
-            *args,
+            *arg.values,
         )
         items = [SceneSummary(**dict(r)) for r in rows[:limit]]
         more = len(rows) > limit

@@ -18,7 +18,7 @@ from modomo.api import metrics
 from modomo.api.auth import caller_of
 from modomo.api.hub import Entry, decode_entry
 from modomo.api.schemas import Accepted, JobIn, JobOut, JobPage, StageTiming
-from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
+from modomo.api.services import Params, Services, decode_cursor, encode_cursor, not_found
 from modomo.domain.events import JobCreated, SceneQueued, new_id
 from modomo.domain.fold import JobState
 from modomo.domain.stages import SceneTask
@@ -143,11 +143,7 @@ class JobController(Controller):
         cursor: str | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> JobPage:
-        clauses, args = ["true"], []
-
-        def arg(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
+        clauses, arg = ["true"], Params()
 
         if dataset_id:
             clauses.append(f"dataset_id = {arg(dataset_id)}")
@@ -161,7 +157,7 @@ class JobController(Controller):
         rows = await svc.db.fetch(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} "
             f"ORDER BY created_at DESC, job_id DESC LIMIT {arg(limit + 1)}",
-            *args,
+            *arg.values,
         )
         items = [_job(r) for r in rows[:limit]]
         more = len(rows) > limit

@@ -88,3 +88,15 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
 
 def not_found(kind: str, ident: str) -> NotFoundException:
     return NotFoundException(f"no {kind} with id {ident!r}")
+
+
+class Params:
+    """Numbered query parameters built up alongside a WHERE clause."""
+
+    def __init__(self, *initial: Any) -> None:
+        self.values: list[Any] = list(initial)
+
+    def __call__(self, value: Any) -> str:
+        """Add ``value``; its placeholder (``$n``) to put in the SQL."""
+        self.values.append(value)
+        return f"${len(self.values)}"

@@ -218,34 +218,36 @@ def _ok(response: httpx.Response) -> Any:
     return response.json()
 
 
-async def demo(settings: Settings, scenes: int, state: Path) -> int:
-    """Run the demo; 0 when the job ended with every scene processed (ok or partial)."""
+@contextlib.asynccontextmanager
+async def _services(settings: Settings, state: Path) -> AsyncIterator[tuple[Settings, str]]:
+    """Everything up and migrated; yields the settings in force and the API's URL."""
     state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
     async with databases(settings, state) as settings:
         await _prepare(settings)
         with _stack(settings, state) as base:
             await _bucket(settings)
-            _say(
-                f"services up (logs in {state / 'logs'}); model profile "
-                f"{settings.model_profile} (tiny unless real weights are in "
-                f"{settings.model_dir})"
-            )
-            return await _run_demo(settings, base, scenes)
+            yield settings, base
+
+
+async def demo(settings: Settings, scenes: int, state: Path) -> int:
+    """Run the demo; 0 when the job ended with every scene processed (ok or partial)."""
+    async with _services(settings, state) as (settings, base):
+        _say(
+            f"services up (logs in {state / 'logs'}); model profile "
+            f"{settings.model_profile} (tiny unless real weights are in {settings.model_dir})"
+        )
+        return await _run_demo(settings, base, scenes)
 
 
 async def up(settings: Settings, state: Path) -> int:
     """Run the services until Ctrl-C."""
-    state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
-    async with databases(settings, state) as settings:
-        await _prepare(settings)
-        with _stack(settings, state) as base:
-            await _bucket(settings)
-            _say(
-                f"Modomo is up: API {base} (schema {base}/schema), logs in "
-                f"{state / 'logs'}. Ctrl-C stops everything."
-            )
-            async for _ in _forever():
-                pass
+    async with _services(settings, state) as (_, base):
+        _say(
+            f"Modomo is up: API {base} (schema {base}/schema), logs in {state / 'logs'}. "
+            "Ctrl-C stops everything."
+        )
+        async for _ in _forever():
+            pass
     return 0
 
 

@@ -189,7 +189,8 @@ async def _postgres_answers(url: str) -> bool:
     return True
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
     import socket
 
     with socket.socket() as sock:
@@ -227,7 +228,7 @@ def _embedded_redis(state: Path) -> Iterator[str]:
         ) from None
     folder = state / "redis"
     folder.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     log = (folder / "redis.log").open("a")
     proc = subprocess.Popen(
         [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from redis.asyncio import Redis
 
 from modomo.api.app import create_app
 from modomo.api.auth import Role, issue_token
+from modomo.demo.services import free_port
 from modomo.domain.events import (
     DepthEstimated,
     Detection,
@@ -32,12 +32,6 @@ from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams.worker import TaskContext
 from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -62,7 +56,7 @@ async def running_api(settings: Settings, s3_endpoint: str) -> AsyncIterator[Api
         s3_access_key_id=ACCESS_KEY,
         s3_secret_access_key=SECRET_KEY,
         s3_bucket=f"b-{settings.redis_prefix}",
-        api_port=_free_port(),
+        api_port=free_port(),
         write_wait_ms=5000,
         jwt_secret="t" * 40,
     )

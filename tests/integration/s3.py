@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -13,14 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from modomo.demo.services import free_port
+
 ACCESS_KEY = "modomo-test"
 SECRET_KEY = "modomo-test-secret"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def weed_binary() -> str:
@@ -47,7 +42,7 @@ def start_seaweedfs() -> Iterator[str]:
             }
         )
     )
-    ports = {name: _free_port() for name in ("master", "volume", "filer", "s3")}
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
     args = [
         weed_binary(),
         "mini",

@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from redis.asyncio import Redis
 
+from modomo.demo.services import settings_env as environment_of
 from modomo.domain.codec import CODEC
 from modomo.domain.events import Event, JobCreated
 from modomo.domain.stages import SceneTask
@@ -102,12 +102,8 @@ async def running(
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in msgspec.structs.asdict(settings).items():
-        text = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
-        env[f"MODOMO_{name.upper()}"] = text
-    env["PYTHONPATH"] = str(ROOT)
-    return env
+    """The child environment for ``settings``, able to import the tests' own modules."""
+    return environment_of(settings) | {"PYTHONPATH": str(ROOT)}
 
 
 def spawn_worker(settings: Settings, **extra_env: str) -> subprocess.Popen[bytes]:

@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError
 
+from modomo.demo.services import free_port
 from modomo.domain.events import DatasetCreated
 from modomo.settings import Settings
 from modomo.streams.connection import connect
@@ -23,12 +24,6 @@ from tests.integration.handlers import behave
 from tests.integration.support import ROOT, enqueue, running, settings_env, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +82,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, P
         "-out",
         str(crt),
     )
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             "redis-server",
@@ -174,7 +169,7 @@ def test_malformed_setting_stops_the_cli_with_a_sentence_naming_it() -> None:
 
 
 def test_unreachable_redis_is_a_clear_error_without_the_password() -> None:
-    env = dict(os.environ, MODOMO_REDIS_URL=f"redis://:hunter2@127.0.0.1:{_free_port()}/0")
+    env = dict(os.environ, MODOMO_REDIS_URL=f"redis://:hunter2@127.0.0.1:{free_port()}/0")
     result = _cli("dead", "list", env=env)
     assert result.returncode == 1
     assert "cannot reach Redis" in result.stderr

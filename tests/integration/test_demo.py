@@ -4,7 +4,6 @@ worker), the real Redis, PostgreSQL and S3 server, everything through HTTP."""
 from __future__ import annotations
 
 import asyncio
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from modomo.demo.services import settings_env
+from modomo.demo.services import free_port, settings_env
 from modomo.projections import db
 from modomo.settings import Settings
 from modomo.storage import Storage
@@ -20,12 +19,6 @@ from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
 from tests.integration.support import ROOT
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_demo_runs_the_whole_flow(
@@ -37,8 +30,8 @@ async def test_demo_runs_the_whole_flow(
         s3_access_key_id=ACCESS_KEY,
         s3_secret_access_key=SECRET_KEY,
         s3_bucket=f"d-{db_settings.redis_prefix}",
-        api_port=_free_port(),
-        worker_http_port=_free_port(),
+        api_port=free_port(),
+        worker_http_port=free_port(),
         model_profile="tiny",
         model_dir=str(tmp_path / "models"),
         metrics_port=0,

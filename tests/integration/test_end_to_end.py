@@ -4,7 +4,6 @@ replay, and a worker killed in the middle of a scene."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -15,7 +14,7 @@ import pytest
 from redis.asyncio import Redis
 
 from modomo.demo.images import room
-from modomo.demo.services import settings_env
+from modomo.demo.services import free_port, settings_env
 from modomo.domain.events import SceneCompleted, SceneStarted
 from modomo.projections.registry import READ_MODEL_PROJECTORS, select
 from modomo.projections.replay import replay
@@ -25,12 +24,6 @@ from tests.integration.projection_support import dump
 from tests.integration.support import ROOT, job_events, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -52,7 +45,7 @@ async def system(
 
 
 def _worker(api: Api) -> subprocess.Popen[bytes]:
-    settings = msgspec.structs.replace(api.settings, worker_http_port=_free_port())
+    settings = msgspec.structs.replace(api.settings, worker_http_port=free_port())
     env = settings_env(settings) | {"HF_HUB_OFFLINE": "1", "YOLO_OFFLINE": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "modomo.cli", "worker"],

@@ -7,7 +7,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
+from modomo.demo.services import free_port
 from modomo.domain.synthetic import synthetic_log
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import READ_TABLES, select
@@ -165,12 +165,6 @@ async def test_second_projector_process_stands_by_and_takes_over(
     assert await dump(settings, tables=tables) == {t: ref[t] for t in tables}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _as_postgres(*args: str) -> None:
     subprocess.run(
         ["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=60
@@ -186,7 +180,7 @@ def own_postgres() -> Iterator[tuple[str, Path, int]]:
     folder = Path(tempfile.mkdtemp(prefix="modomo-pg-"))
     shutil.chown(folder, "postgres", "postgres")
     data = folder / "data"
-    port = _free_port()
+    port = free_port()
     _as_postgres(str(bindir[-1] / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
     ctl = str(bindir[-1] / "pg_ctl")
     options = (
