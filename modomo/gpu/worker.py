@@ -27,7 +27,7 @@ from modomo.gpu.pipeline import Pipeline
 from modomo.gpu.runtime import Runtime, choose_runtime, gpu_memory_used, prepare_environment
 from modomo.gpu.storage import DirStorage, ObjectStore
 from modomo.settings import Settings
-from modomo.streams.worker import TaskContext, Worker, consumer_name
+from modomo.streams.worker import Delivery, TaskContext, Worker, consumer_name
 
 log = structlog.get_logger("modomo.gpu.worker")
 
@@ -104,14 +104,19 @@ class GpuWorker:
                 )
             return self.models
 
+    async def opening(self, delivery: Delivery) -> Sequence[EventBase]:
+        """``warming`` before the first scene this worker starts for a job."""
+        job_id = delivery.task.job_id
+        if job_id in self._warmed_jobs:
+            return []
+        self._warmed_jobs.add(job_id)
+        return [WorkerWarming(job_id=job_id, worker=self.name)]
+
     async def handle(self, ctx: TaskContext) -> Sequence[EventBase]:
         """The streams runtime's handler: one scene through the pipeline."""
         task = ctx.delivery.task
         self._busy += 1
         try:
-            if task.job_id not in self._warmed_jobs:
-                self._warmed_jobs.add(task.job_id)
-                await ctx.emit(WorkerWarming(job_id=task.job_id, worker=self.name))
             await self.warmup()
             assert self.pipeline is not None
             try:
@@ -172,7 +177,12 @@ class GpuWorker:
                 http_port=self.http_port,
             )
             worker = Worker(
-                redis, self.settings, self.handle, name=self.name, concurrency=concurrency
+                redis,
+                self.settings,
+                self.handle,
+                name=self.name,
+                concurrency=concurrency,
+                before_start=self.opening,
             )
             idle = asyncio.create_task(self._idle_watch(worker))
             try:

@@ -104,6 +104,9 @@ class TaskContext:
 Handler = Callable[[TaskContext], Awaitable[Sequence[EventBase]]]
 """Processes one scene; returns the final events, appended atomically with the ack."""
 
+BeforeStart = Callable[[Delivery], Awaitable[Sequence[EventBase]]]
+"""Events to append just before a delivery's ``scene_start`` (the GPU worker's ``warming``)."""
+
 
 def consumer_name() -> str:
     """A name unique to this process within the group."""
@@ -127,12 +130,14 @@ class Worker:
         *,
         name: str | None = None,
         concurrency: int = 1,
+        before_start: BeforeStart | None = None,
     ) -> None:
         self.redis = redis
         self.settings = settings
         self.handler = handler
         self.name = name or consumer_name()
         self.concurrency = concurrency
+        self.before_start = before_start
         self.keys = Keys(settings.redis_prefix)
         self.queue = TaskQueue(redis, self.keys)
         self.events = EventLog(redis, self.keys)
@@ -343,16 +348,16 @@ class Worker:
                     await pipe.execute()
                 log.info("task_already_done")
                 return
-            await self.events.append(
-                [
-                    SceneStarted(
-                        job_id=task.job_id,
-                        scene_id=task.scene_id,
-                        attempt=delivery.attempt,
-                        worker=self.name,
-                    )
-                ]
+            opening = list(await self.before_start(delivery)) if self.before_start else []
+            opening.append(
+                SceneStarted(
+                    job_id=task.job_id,
+                    scene_id=task.scene_id,
+                    attempt=delivery.attempt,
+                    worker=self.name,
+                )
             )
+            await self.events.append(opening)
             metrics.TASKS_STARTED.inc()
             started = time.perf_counter()
             try:

@@ -71,13 +71,14 @@ async def test_worker_processes_scenes_end_to_end(
         ends = [e for e in events if isinstance(e, SceneCompleted | SceneFailed)]
         return len(ends) == 3
 
-    async with running(redis, settings, gpu.handle):
+    async with running(redis, settings, gpu.handle, before_start=gpu.opening):
         await wait_for(finished, within=120, what="three scenes to end")
 
     events = await job_events(redis, settings, job_id)
     assert sum(isinstance(e, WorkerWarming) for e in events) == 1
+    # warming comes before the worker's first scene_start of the job
     assert events.index(next(e for e in events if isinstance(e, WorkerWarming))) < min(
-        i for i, e in enumerate(events) if type(e) in STAGE_OF
+        i for i, e in enumerate(events) if isinstance(e, SceneStarted)
     )
     for scene_id in good:
         mine = [e for e in events if getattr(e, "scene_id", None) == scene_id]

@@ -23,7 +23,7 @@ from modomo.settings import Settings
 from modomo.streams.completion import JobCompletion
 from modomo.streams.keys import EVENT_FIELD, Keys
 from modomo.streams.log import Appended, EventLog
-from modomo.streams.worker import Handler, Worker
+from modomo.streams.worker import BeforeStart, Handler, Worker
 from tests.integration.handlers import calls_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,9 +89,12 @@ async def running(
     handler: Handler,
     concurrency: int = 1,
     name: str | None = None,
+    before_start: BeforeStart | None = None,
 ) -> AsyncIterator[Worker]:
     """A worker in this process, stopped cleanly on exit."""
-    worker = Worker(redis, settings, handler, concurrency=concurrency, name=name)
+    worker = Worker(
+        redis, settings, handler, concurrency=concurrency, name=name, before_start=before_start
+    )
     await worker.queue.ensure_group()
     task = asyncio.create_task(worker.run())
     try:
