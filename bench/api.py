@@ -28,12 +28,12 @@ from typing import Any
 import asyncpg
 import httpx
 import msgspec
+from scratch import clean, scratch_settings
 
 from modomo.api.auth import issue_token
 from modomo.demo.services import free_port, settings_env
 from modomo.domain.events import JobCreated, SceneStarted
 from modomo.domain.synthetic import synthetic_log
-from modomo.logs import configure_logging
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import select
 from modomo.projections.runner import ProjectorRunner
@@ -167,19 +167,10 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sse-events", type=int, default=20)
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args(argv)
-    configure_logging(Settings.from_env(log_level="warning"))
-    name = f"bench{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env(
-        database_url=args.database_url,
-        redis_prefix=name,
-        db_schema=f"{name}_rm",
-        db_log_schema=f"{name}_log",
-        api_port=free_port(),
-        jwt_secret="b" * 40,
-        log_level="warning",
-        log_format="json",
+    settings = scratch_settings(
+        database_url=args.database_url, api_port=free_port(), jwt_secret="b" * 40, log_format="json"
     )
-    keys = Keys(name)
+    keys = Keys(settings.redis_prefix)
     redis = connect(settings)
     admin = await asyncpg.connect(settings.database_url)
     api: subprocess.Popen[bytes] | None = None
@@ -251,13 +242,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
                 api.wait(15)
             except subprocess.TimeoutExpired:
                 api.kill()
-        for schema in (settings.db_schema, settings.db_log_schema):
-            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
-        found = [key async for key in redis.scan_iter(match=f"{name}:*")]
-        if found:
-            await redis.delete(*found)
-        await redis.aclose()
+        await clean(settings, redis, admin)
 
     print(
         f"\nREST, {args.requests} requests at concurrency {args.concurrency} "

@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+from scratch import scratch_settings, scratch_space
 
 from modomo.domain.synthetic import synthetic_log
-from modomo.logs import configure_logging
 from modomo.projections import db
 from modomo.projections.migrate import create_read_schema, migrate
 from modomo.projections.projector import read_checkpoint
@@ -74,21 +73,10 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args(argv)
-    configure_logging(Settings.from_env(log_level="warning"))
-    name = f"bench{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env(
-        database_url=args.database_url,
-        redis_prefix=name,
-        db_schema=f"{name}_rm",
-        db_log_schema=f"{name}_log",
-        block_ms=50,
-        log_level="warning",
-    )
+    settings = scratch_settings(database_url=args.database_url, block_ms=50)
     events = synthetic_log(1, max(1, args.events // 14))
-    redis = connect(settings)
-    admin = await asyncpg.connect(settings.database_url)
-    rows: list[tuple[str, float, str]] = []
-    try:
+    async with scratch_space(settings) as (redis, admin):
+        assert admin is not None
         await migrate(admin, settings.db_schema, settings.db_log_schema)
         log = EventLog(redis, Keys(settings.redis_prefix))
         last = "0-0"
@@ -125,16 +113,6 @@ async def main(argv: Sequence[str] | None = None) -> None:
                 f"{replay_s:.1f} s",
             ),
         ]
-    finally:
-        for schema in await admin.fetch(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1", f"{name}%"
-        ):
-            await admin.execute(f'DROP SCHEMA "{schema["nspname"]}" CASCADE')
-        await admin.close()
-        found = [key async for key in redis.scan_iter(match=f"{name}:*")]
-        if found:
-            await redis.delete(*found)
-        await redis.aclose()
 
     baseline = rows[0][1]
     width = max(len(r[0]) for r in rows)
