@@ -379,3 +379,49 @@ async def test_replay_under_live_projectors_and_readers_swaps_without_a_gap(
     assert await dump(settings, tables=tables) == await dump(
         settings, schema=rebuilt.schema, tables=tables
     )
+
+
+async def test_projection_commands_from_the_cli(redis: Redis, db_settings: Settings) -> None:
+    import asyncio
+    import subprocess
+    import sys
+
+    from tests.integration.support import ROOT, settings_env
+
+    settings = db_settings
+    last = await publish(redis, settings, synthetic_log(2, 5))
+    env = settings_env(settings)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "modomo.cli", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+
+    before = await asyncio.to_thread(cli, "projections", "status")
+    assert before.returncode == 0, before.stderr
+    assert "scenes" in before.stdout
+    assert " 0-0 " in before.stdout  # nothing applied yet
+    await project(redis, settings, last)
+    after = await asyncio.to_thread(cli, "projections", "status")
+    assert last in after.stdout
+    dry = await asyncio.to_thread(cli, "replay", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "scenes: 0 row(s) would go, 0 would come" in dry.stdout
+    rebuilt = await asyncio.to_thread(cli, "replay", "scenes")
+    assert "swapped the rebuilt tables" in rebuilt.stdout
+    bad = await asyncio.to_thread(cli, "replay", "--until", "yesterday")
+    assert bad.returncode == 2
+    assert "--until takes an entry id" in bad.stderr
+    unknown = await asyncio.to_thread(cli, "replay", "nonsense")
+    assert unknown.returncode == 2
+    assert "unknown projector" in unknown.stderr
+    trimmed = await asyncio.to_thread(cli, "trim")
+    assert trimmed.returncode == 0
+    assert "trimmed" in trimmed.stdout
+    assert await redis.xlen(Keys(settings.redis_prefix).events) == 0
