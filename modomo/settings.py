@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 import msgspec
 
 LogFormat = Literal["auto", "json", "console"]
+DEV_JWT_SECRET = "dev-only-change-me"
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ModelProfile = Literal["auto", "real", "tiny", "full-random"]
 WorkerMode = Literal["sequential", "optimized"]
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,40}")
@@ -64,7 +66,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Address the API listens on (0.0.0.0 in a container)."""
     api_port: int = 8080
     """Port of the API (the specification's 8080)."""
-    jwt_secret: str = "dev-only-change-me"
+    jwt_secret: str = DEV_JWT_SECRET
     """HS256 secret for bearer tokens; set a long random value in production."""
     cors_origins: tuple[str, ...] = ("http://localhost:5173",)
     """Front-end origins allowed by CORS, comma-separated."""
@@ -166,6 +168,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not 0 <= self.shutdown_grace_s < float("inf"):
             raise SettingsError("MODOMO_SHUTDOWN_GRACE_S: must be a finite number of seconds")
+        if self.jwt_secret == DEV_JWT_SECRET and self.api_host not in _LOOPBACK:
+            # Anyone who read this source could mint an admin token for a public API.
+            raise SettingsError(
+                "MODOMO_JWT_SECRET: set a secret of your own before serving beyond loopback "
+                f"(MODOMO_API_HOST is {self.api_host})"
+            )
+        if len(self.jwt_secret) < 16:
+            raise SettingsError("MODOMO_JWT_SECRET: use at least 16 characters")
         if self.max_attempts < 1:
             raise SettingsError("MODOMO_MAX_ATTEMPTS: must be at least 1")
         if not self.retry_backoff_ms or min(self.retry_backoff_ms) <= 0:

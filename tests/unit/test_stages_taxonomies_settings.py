@@ -467,3 +467,14 @@ def test_override_replaces_a_malformed_variable_of_the_same_field() -> None:
 def test_out_of_range_values_name_their_variable(var: str, raw: str) -> None:
     with pytest.raises(SettingsError, match=rf"^{var}"):
         Settings.from_env({var: raw})
+
+
+def test_the_development_jwt_secret_is_refused_beyond_loopback() -> None:
+    with pytest.raises(SettingsError, match=r"^MODOMO_JWT_SECRET: set a secret"):
+        Settings.from_env({"MODOMO_API_HOST": "0.0.0.0"})
+    assert (
+        Settings.from_env({"MODOMO_API_HOST": "0.0.0.0", "MODOMO_JWT_SECRET": "x" * 32}).api_host
+        == "0.0.0.0"
+    )
+    with pytest.raises(SettingsError, match=r"at least 16"):
+        Settings.from_env({"MODOMO_JWT_SECRET": "short"})
