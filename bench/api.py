@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import signal
 import subprocess
@@ -107,7 +108,14 @@ _stamp = msgspec.json.Decoder(_Stamp)
 
 
 async def _sse_fanout(
-    port: int, token: str, redis: Any, keys: Keys, job_id: str, clients: int, events: int
+    port: int,
+    token: str,
+    redis: Any,
+    keys: Keys,
+    job_id: str,
+    clients: int,
+    events: int,
+    settle_s: float = 5.0,
 ) -> dict[str, float]:
     """``clients`` plain-socket SSE readers (lighter than an HTTP library, so the client
     side disturbs the measurement less), then ``events`` appends, 100 ms apart."""
@@ -145,7 +153,7 @@ async def _sse_fanout(
 
     followers = [asyncio.create_task(follow()) for _ in range(clients)]
     await asyncio.wait_for(connected.wait(), 120)
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(settle_s)
     log = EventLog(redis, keys)
     for n in range(events):
         await log.append([SceneStarted(job_id=job_id, scene_id=f"s{n}", attempt=1)])
@@ -193,7 +201,13 @@ async def main(argv: Sequence[str] | None = None) -> None:
 
         env = settings_env(settings)
         api = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
-            [sys.executable, "-m", "modomo.cli", "api"],
+            [
+                *os.environ.get("MODOMO_BENCH_API_PREFIX", "").split(),
+                sys.executable,
+                "-m",
+                "modomo.cli",
+                "api",
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
