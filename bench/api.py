@@ -201,13 +201,7 @@ async def main(argv: Sequence[str] | None = None) -> None:
 
         env = settings_env(settings)
         api = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
-            [
-                *os.environ.get("MODOMO_BENCH_API_PREFIX", "").split(),
-                sys.executable,
-                "-m",
-                "modomo.cli",
-                "api",
-            ],
+            [sys.executable, "-m", "modomo.cli", "api"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
