@@ -87,6 +87,12 @@ async def db_settings(prefix: str) -> AsyncIterator[Settings]:
         for row in schemas:
             await conn.execute(f'DROP SCHEMA "{row["nspname"]}" CASCADE')
         await conn.close()
+        # Tests that never asked for the redis fixture still wrote under this prefix.
+        client = connect(settings)
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 @pytest.fixture(scope="session")
