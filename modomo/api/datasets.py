@@ -61,10 +61,9 @@ class DatasetController(Controller):
             created_by=caller_of(request).subject,
         )
         appended = await svc.append([event])
-        if not await svc.applied("datasets", appended.log_ids[0]):
-            return Response(
-                Accepted(event_id=event.event_id, log_id=appended.log_ids[0]), status_code=202
-            )
+        late = await svc.unapplied("datasets", event.event_id, appended.log_ids[0])
+        if late is not None:
+            return late
         return Response(await dataset_row(svc, event.dataset_id), status_code=201)
 
     @get("/", opt={"role": "viewer"}, summary="List datasets, newest first")

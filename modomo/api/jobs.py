@@ -128,10 +128,9 @@ class JobController(Controller):
             svc.completion.stage_total(pipe, job_id, len(scene_ids))
             appended = staged.read(await pipe.execute())
         metrics.JOBS_CREATED.inc()
-        if not await svc.applied("jobs", appended.log_ids[0]):
-            return Response(
-                Accepted(event_id=created.event_id, log_id=appended.log_ids[0]), status_code=202
-            )
+        late = await svc.unapplied("jobs", created.event_id, appended.log_ids[0])
+        if late is not None:
+            return late
         return Response(await job_row(svc, job_id), status_code=201)
 
     @get("/", opt={"role": "viewer"}, summary="List jobs, newest first")

@@ -47,10 +47,9 @@ class ReviewController(Controller):
             reviewer=caller_of(request).subject,
         )
         appended = await svc.append([event])
-        if not await svc.applied("reviews", appended.log_ids[0]):
-            return Response(
-                Accepted(event_id=event.event_id, log_id=appended.log_ids[0]), status_code=202
-            )
+        late = await svc.unapplied("reviews", event.event_id, appended.log_ids[0])
+        if late is not None:
+            return late
         row = await svc.db.fetchrow(
             f"SELECT {_COLUMNS} FROM reviews WHERE review_id = $1", event.review_id
         )

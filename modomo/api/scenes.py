@@ -156,8 +156,7 @@ class ObjectController(Controller):
             corrected_by=caller_of(request).subject,
         )
         appended = await svc.append([event])
-        if not await svc.applied("scenes", appended.log_ids[0]):
-            return Response(
-                Accepted(event_id=event.event_id, log_id=appended.log_ids[0]), status_code=202
-            )
+        late = await svc.unapplied("scenes", event.event_id, appended.log_ids[0])
+        if late is not None:
+            return late
         return Response(await object_out(svc, object_id), status_code=200)

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
+from litestar import Response
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from redis.asyncio import Redis
 
 from modomo.api.hub import JobStreamHub
+from modomo.api.schemas import Accepted
 from modomo.domain.events import EventBase
 from modomo.projections.projector import parse_id
 from modomo.settings import Settings
@@ -57,6 +59,12 @@ class Services:
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.01)
+
+    async def unapplied(self, projector: str, event_id: str, log_id: str) -> Response[Any] | None:
+        """None once ``projector`` shows the write; else the 202 to answer with."""
+        if await self.applied(projector, log_id):
+            return None
+        return Response(Accepted(event_id=event_id, log_id=log_id), status_code=202)
 
     async def presign_get(self, key: str | None) -> str | None:
         return None if key is None else await self.storage.presign_get(key)

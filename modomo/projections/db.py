@@ -30,18 +30,23 @@ async def _init(conn: asyncpg.Connection[Any]) -> None:
     )
 
 
+def _server_settings(settings: Settings, read_schema: str) -> dict[str, str]:
+    # The pid in the application name tells, in pg_stat_activity, which process holds
+    # which projector's lease.
+    return {
+        "search_path": f"{quote(read_schema)}, {quote(settings.db_log_schema)}",
+        "application_name": f"modomo:{os.getpid()}",
+    }
+
+
 async def connect(settings: Settings, schema: str | None = None) -> asyncpg.Connection[Any]:
     """A connection whose unqualified names resolve to ``schema`` (the read models by
     default), then the log schema. ``sslmode`` and credentials come from the URL.
     """
-    read = schema or settings.db_schema
     conn: asyncpg.Connection[Any] = await asyncpg.connect(
         settings.database_url,
         statement_cache_size=settings.db_statement_cache_size,
-        server_settings={
-            "search_path": f"{quote(read)}, {quote(settings.db_log_schema)}",
-            "application_name": f"modomo:{os.getpid()}",
-        },
+        server_settings=_server_settings(settings, schema or settings.db_schema),
     )
     await _init(conn)
     return conn
@@ -52,10 +57,7 @@ async def pool(settings: Settings, **options: Any) -> asyncpg.Pool[Any]:
     created: asyncpg.Pool[Any] = await asyncpg.create_pool(
         settings.database_url,
         statement_cache_size=settings.db_statement_cache_size,
-        server_settings={
-            "search_path": f"{quote(settings.db_schema)}, {quote(settings.db_log_schema)}",
-            "application_name": f"modomo:{os.getpid()}",
-        },
+        server_settings=_server_settings(settings, settings.db_schema),
         init=_init,
         **options,
     )

@@ -346,3 +346,27 @@ async def test_every_route_needs_credentials_and_writes_need_the_reviewer_role(a
         for method, path in READS:
             response = await viewer.request(method, path)
             assert response.status_code in (200, 404), (method, path, response.text)
+
+
+async def test_a_write_not_yet_projected_is_accepted_with_its_event_id(
+    redis: Redis, db_settings: Settings
+) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from modomo.api.app import create_app
+    from modomo.api.auth import issue_token
+    from modomo.domain.events import DatasetCreated
+    from tests.integration.support import log_events
+
+    # No projector runs here, so the write can only be recorded, not yet shown.
+    settings = msgspec.structs.replace(db_settings, write_wait_ms=100, jwt_secret="w" * 32)
+    token = issue_token(settings.jwt_secret, "alice", "reviewer")
+    async with AsyncTestClient(create_app(settings)) as client:
+        response = await client.post(
+            "/datasets", json={"name": "later"}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert response.status_code == 202
+    body = response.json()
+    [event] = [e for e in await log_events(redis, settings) if isinstance(e, DatasetCreated)]
+    assert body["event_id"] == event.event_id
+    assert body["log_id"]
