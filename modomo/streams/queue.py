@@ -116,13 +116,6 @@ class TaskQueue:
             for row in rows
         ]
 
-    async def deliveries(self, entry_id: str) -> int:
-        """How often Redis has delivered ``entry_id`` (0 when it is not pending)."""
-        rows = await self.redis.xpending_range(
-            self.keys.queue, self.group, min=entry_id, max=entry_id, count=1
-        )
-        return int(rows[0]["times_delivered"]) if rows else 0
-
     async def claim(
         self, consumer: str, entry_id: str, min_idle_ms: int, *, justid: bool = False
     ) -> Entry | None:
