@@ -18,12 +18,14 @@ from modomo.api.auth import role_guard
 from modomo.api.datasets import DatasetController
 from modomo.api.hub import JobStreamHub
 from modomo.api.jobs import JobController
+from modomo.api.links import MediaLinks, PresignCache, media_key
+from modomo.api.media import MediaController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
 from modomo.api.stats import StatsController
 from modomo.api.system import HealthController, access_log
-from modomo.projections import db
+from modomo.pg import pool as db_pool
 from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams import metrics as stream_metrics
@@ -42,24 +44,28 @@ def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         redis = connect(settings)
-        pool = await db.pool(settings, min_size=1, max_size=10)
+        pool = await db_pool(settings, min_size=1, max_size=10)
         keys = Keys(settings.redis_prefix)
         async with Storage.open(settings) as storage:
+            hub = JobStreamHub(redis, keys)
             app.state.services = Services(
                 settings=settings,
                 redis=redis,
                 db=pool,
                 storage=storage,
                 log=EventLog(redis, keys),
-                hub=JobStreamHub(redis, keys),
+                hub=hub,
                 keys=keys,
                 completion=JobCompletion(redis, keys, settings.attempts_ttl_s),
+                links=MediaLinks(media_key(settings.jwt_secret), settings.presign_ttl_s),
+                presigned=PresignCache(storage.presign_get, settings.presign_ttl_s),
             )
             gauges = asyncio.create_task(_refresh_gauges(app.state.services))
             try:
                 yield
             finally:
                 gauges.cancel()
+                await hub.close()
                 await pool.close()
                 await redis.aclose()
 
@@ -76,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
             ReviewController,
             StatsController,
             HealthController,
+            MediaController,
             Metrics,
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},

@@ -13,35 +13,33 @@ from modomo.api.auth import caller_of
 from modomo.api.schemas import (
     Accepted,
     DatasetIn,
-    DatasetOut,
-    DatasetPage,
     PresignIn,
     PresignOut,
     RegisterIn,
     RegisterOut,
-    ScenePage,
-    SceneSummary,
     Upload,
 )
-from modomo.api.services import Params, Services, decode_cursor, encode_cursor, not_found
+from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
 from modomo.domain.events import DatasetCreated, RegisteredScene, ScenesRegistered, new_id
 from modomo.domain.taxonomies import FURNITURE, MATERIALS, SCENE_TYPES, STYLES
+from modomo.read import datasets, scenes
+from modomo.read.datasets import DatasetOut, DatasetPage
+from modomo.read.scenes import SceneFilter, ScenePage
 from modomo.storage import scene_key
 
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
-_DATASET_COLUMNS = "dataset_id, name, description, created_by, created_at"
 
 
 async def dataset_row(svc: Services, dataset_id: str) -> DatasetOut:
-    row = await svc.db.fetchrow(
-        f"SELECT {_DATASET_COLUMNS}, (SELECT count(*) FROM scenes s "
-        "WHERE s.dataset_id = d.dataset_id) AS scene_count FROM datasets d "
-        "WHERE dataset_id = $1",
-        dataset_id,
-    )
-    if row is None:
+    found = await datasets.dataset(svc.db, dataset_id)
+    if found is None:
         raise not_found("dataset", dataset_id)
-    return DatasetOut(**dict(row))
+    return found
+
+
+async def known_dataset(svc: Services, dataset_id: str) -> None:
+    if not await datasets.dataset_exists(svc.db, dataset_id):
+        raise not_found("dataset", dataset_id)
 
 
 class DatasetController(Controller):
@@ -70,19 +68,12 @@ class DatasetController(Controller):
     async def list_datasets(
         self, svc: Services, cursor: str | None = None, limit: Limit = 50
     ) -> DatasetPage:
-        args: list[Any] = [limit + 1]
-        where = ""
+        before = None
         if cursor:
-            at, dataset_id = decode_cursor(cursor, 2)
-            where = "WHERE (created_at, dataset_id) < ($2, $3)"
-            args += [datetime.fromisoformat(at), dataset_id]
-        rows = await svc.db.fetch(
-            f"SELECT {_DATASET_COLUMNS}, (SELECT count(*) FROM scenes s "
-            f"WHERE s.dataset_id = d.dataset_id) AS scene_count FROM datasets d {where} "
-            "ORDER BY created_at DESC, dataset_id DESC LIMIT $1",
-            *args,
-        )
-        items = [DatasetOut(**dict(r)) for r in rows[:limit]]
+            at, last = decode_cursor(cursor, 2)
+            before = (datetime.fromisoformat(at), last)
+        rows = await datasets.datasets(svc.db, before=before, limit=limit + 1)
+        items = rows[:limit]
         more = len(rows) > limit
         return DatasetPage(
             items=items,
@@ -102,7 +93,7 @@ class DatasetController(Controller):
         summary="Presigned PUT URLs for scene images",
     )
     async def presign(self, dataset_id: str, data: PresignIn, svc: Services) -> PresignOut:
-        await dataset_row(svc, dataset_id)
+        await known_dataset(svc, dataset_id)
         limit = svc.settings.max_upload_bytes
         too_big = [f.filename for f in data.files if f.size_bytes > limit]
         if too_big:
@@ -132,16 +123,11 @@ class DatasetController(Controller):
         summary="Register uploaded scene images (checked in storage)",
     )
     async def register(self, dataset_id: str, data: RegisterIn, svc: Services) -> RegisterOut:
-        await dataset_row(svc, dataset_id)
+        await known_dataset(svc, dataset_id)
         ids = [s.scene_id for s in data.scenes]
         if len(set(ids)) != len(ids):
             raise ValidationException("scenes: the same scene_id is listed twice")
-        known = {
-            r["scene_id"]: r["dataset_id"]
-            for r in await svc.db.fetch(
-                "SELECT scene_id, dataset_id FROM scenes WHERE scene_id = ANY($1::text[])", ids
-            )
-        }
+        known = await scenes.registered(svc.db, ids)
         elsewhere = [i for i, d in known.items() if d != dataset_id]
         if elsewhere:
             raise ValidationException(
@@ -207,7 +193,6 @@ class DatasetController(Controller):
         category: str | None = None,
         min_confidence: Annotated[float | None, Parameter(ge=0, le=1)] = None,
     ) -> ScenePage:
-        await dataset_row(svc, dataset_id)
         for value, taxonomy in (
             (scene_type, SCENE_TYPES),
             (style, STYLES),
@@ -216,40 +201,20 @@ class DatasetController(Controller):
         ):
             if value is not None and value not in taxonomy:
                 raise ValidationException(f"{taxonomy.kind}: unknown code {value!r}")
-        clauses = ["s.dataset_id = $1"]
-        arg = Params(dataset_id)
-
-        if status:
-            clauses.append(f"s.status = {arg(status)}")
-        if scene_type:
-            clauses.append(f"s.scene_type = {arg(scene_type)}")
-        if style:
-            clauses.append(
-                "EXISTS (SELECT 1 FROM scene_styles st WHERE st.scene_id = "
-                f"s.scene_id AND st.style_code = {arg(style)})"
-            )
-        if material:
-            clauses.append(
-                "EXISTS (SELECT 1 FROM object_materials m WHERE m.scene_id = "
-                f"s.scene_id AND m.material_code = {arg(material)})"
-            )
-        if category or min_confidence is not None:
-            inner = ["o.scene_id = s.scene_id"]
-            if category:
-                inner.append(f"o.category_code = {arg(category)}")
-            if min_confidence is not None:
-                inner.append(f"o.confidence >= {arg(min_confidence)}")
-            clauses.append(f"EXISTS (SELECT 1 FROM objects o WHERE {' AND '.join(inner)})")
-        if cursor:
-            (after,) = decode_cursor(cursor, 1)
-            clauses.append(f"s.scene_id > {arg(after)}")
-        rows = await svc.db.fetch(
-            "SELECT scene_id, dataset_id, status, scene_type, scene_type_conf, caption, "
-            f"object_count, avg_conf, updated_at FROM scenes s WHERE {' AND '.join(clauses)} "
-            f"ORDER BY s.scene_id LIMIT {arg(limit + 1)}",
-            *arg.values,
+        where = SceneFilter(
+            status=status,
+            scene_type=scene_type,
+            style=style,
+            material=material,
+            category=category,
+            min_confidence=min_confidence,
         )
-        items = [SceneSummary(**dict(r)) for r in rows[:limit]]
+        after = decode_cursor(cursor, 1)[0] if cursor else None
+        rows = await scenes.scenes_of(svc.db, dataset_id, where, after, limit + 1)
+        if not rows:
+            # An empty page: of a dataset with no such scenes, or of no dataset at all.
+            await known_dataset(svc, dataset_id)
+        items = rows[:limit]
         more = len(rows) > limit
         return ScenePage(
             items=items, next_cursor=encode_cursor(items[-1].scene_id) if more else None

@@ -1,130 +1,244 @@
-"""Fan-out of job streams: one Redis reader per job stream per process, many SSE clients.
+"""Fan-out of job streams: one Redis reader per process, however many jobs are watched.
 
-A browser on an SSE connection must not cost a Redis connection: the first subscriber of a
-job starts one ``XREAD BLOCK`` loop on ``<prefix>:jobs:events:<job_id>``, every new entry
-goes to each subscriber's queue, and the loop ends with its last subscriber.
+A browser on an SSE connection must cost neither a Redis connection nor a reader per job.
+One task per process reads every watched job stream with one ``XREAD BLOCK`` over all of
+them (plus a wake-up stream of this process, so a newly watched job joins the read at
+once). Each entry is framed as an SSE message once, appended to its job's buffer, and the
+job's subscribers are woken together; each sends everything it has not sent in one write.
+
+A subscriber more than ``max_behind`` entries behind is cut off (:class:`Overflowed`): it
+reconnects with ``Last-Event-ID`` and misses nothing. The buffer keeps only what some
+subscriber has not taken yet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import structlog
 from redis.asyncio import Redis
 
-from modomo.domain.codec import CODEC, EventDecodeError
-from modomo.domain.events import Event
+from modomo.domain.events import EVENT_TYPES, JobCompleted
+from modomo.streams import raw
+from modomo.streams.entries import RawEntries, field_of, next_id, parse_id, streams_of
 from modomo.streams.keys import EVENT_FIELD, Keys
+
+_DONE = JobCompleted.__struct_config__.tag
+KEEP_ALIVE = b": keep-alive\r\n\r\n"
+
+
+class _Head(msgspec.Struct):
+    type: str
+
+
+_head = msgspec.json.Decoder(_Head)
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A job-stream entry, decoded once for all the clients that receive it."""
+    """A job-stream entry, framed once as an SSE message for every client."""
 
     id: str
     key: tuple[int, int]
-    event: Event | None
-    data: str
+    tag: str
+    frame: bytes
+
+    @property
+    def ends_job(self) -> bool:
+        return self.tag == _DONE
 
 
-def decode_entry(entry_id: str, raw: bytes) -> Entry:
-    ms, _, seq = entry_id.partition("-")
+def frame_entry(entry_id: bytes, flat: list[bytes]) -> Entry:
+    """The entry as an SSE message: ``id:`` its entry id, ``event:`` its type, ``data:``
+    the stored JSON as it is (never decoded and re-encoded). Only the type is read; an
+    entry without a readable one is sent as ``unreadable`` with ``{}``."""
+    raw_event = field_of(flat, EVENT_FIELD) or b""
     try:
-        event: Event | None = CODEC.decode(raw)
-        data = raw.decode()
-    except (EventDecodeError, UnicodeDecodeError):
-        event, data = None, "{}"
-    return Entry(id=entry_id, key=(int(ms), int(seq or 0)), event=event, data=data)
+        tag = _head.decode(raw_event).type
+    except msgspec.DecodeError:
+        tag = ""
+    if tag not in EVENT_TYPES:
+        tag, raw_event = "unreadable", b"{}"
+    ident = entry_id.decode()
+    frame = b"id: %s\r\nevent: %s\r\ndata: %s\r\n\r\n" % (entry_id, tag.encode(), raw_event)
+    return Entry(id=ident, key=parse_id(ident), tag=tag, frame=frame)
+
+
+class Overflowed(Exception):
+    """The subscriber fell too far behind; it must reconnect and resume."""
 
 
 @dataclass(eq=False, slots=True)
 class Subscription:
-    """One client's view of a job stream."""
+    """One client's place in its job's buffer."""
 
-    queue: asyncio.Queue[Entry] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
-    overflowed: bool = False
-    """Set when the client fell 10,000 entries behind: it must reconnect and resume."""
+    feed: _Feed
+    cursor: int
+
+    async def next(self, timeout_s: float) -> list[Entry] | None:
+        """Entries not taken yet, waiting up to ``timeout_s`` for one (None if none came).
+
+        Raises :class:`Overflowed` when they were dropped before this client took them.
+        """
+        feed = self.feed
+        if self.cursor >= feed.end:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    while self.cursor >= feed.end:
+                        await feed.arrived.wait()
+            except TimeoutError:
+                return None
+        if self.cursor < feed.start:
+            raise Overflowed
+        taken = feed.entries[self.cursor - feed.start :]
+        self.cursor = feed.end
+        return taken
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class _Feed:
+    stream: str
+    position: str
+    """The last entry id the reader has taken from the stream."""
     subscribers: set[Subscription] = field(default_factory=set)
-    task: asyncio.Task[None] | None = None
+    entries: list[Entry] = field(default_factory=list)
+    start: int = 0
+    """Sequence number of ``entries[0]`` (cursors count entries since the feed began)."""
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.entries)
+
+    def add(self, entries: list[Entry], max_behind: int) -> None:
+        self.entries.extend(entries)
+        self.arrived.set()
+        self.arrived.clear()  # the waiters are woken already; later ones wait again
+        if len(self.entries) > 256:
+            lowest = min((s.cursor for s in self.subscribers), default=self.end)
+            drop = max(lowest, self.end - max_behind) - self.start
+            if drop > 0:
+                del self.entries[:drop]
+                self.start += drop
 
 
 class JobStreamHub:
-    """Shared readers of job streams, one per job with at least one subscriber."""
+    """Watched job streams and the one task that reads them all."""
 
-    def __init__(self, redis: Redis, keys: Keys, block_ms: int = 5000) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, block_ms: int = 5000, max_behind: int = 10_000
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.block_ms = block_ms
+        self.max_behind = max_behind
+        self.wake_key = f"{keys.prefix}:api:wake:{uuid.uuid4().hex}"
+        self._wake_position = "0-0"
         self._feeds: dict[str, _Feed] = {}
+        self._task: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("modomo.api.hub")
 
     @property
     def readers(self) -> int:
-        """Redis readers running now (one per watched job)."""
-        return sum(1 for f in self._feeds.values() if f.task is not None)
+        """Redis readers running now: one per process while any job is watched."""
+        return int(self._task is not None and not self._task.done())
 
     @property
     def subscribers(self) -> int:
         return sum(len(f.subscribers) for f in self._feeds.values())
 
-    @contextlib.asynccontextmanager
-    async def subscribe(self, job_id: str, after: str) -> AsyncIterator[Subscription]:
-        """A queue of the job stream's entries after ``after`` ('$' for only new ones).
+    @property
+    def watched(self) -> int:
+        return len(self._feeds)
 
-        Subscribe before reading history, then drop duplicates by id: no entry can fall in
-        the gap between the two.
+    @contextlib.asynccontextmanager
+    async def subscribe(self, job_id: str, last_id: str) -> AsyncIterator[Subscription]:
+        """Entries of the job's stream from now on (for a job not watched yet: after
+        ``last_id``, the stream's last entry id as the caller saw it).
+
+        Subscribe before reading history, then drop what was already sent by id: no
+        entry falls in the gap between the two.
         """
-        sub = Subscription()
-        feed = self._feeds.setdefault(job_id, _Feed())
+        feed = self._feeds.get(job_id)
+        fresh = feed is None
+        if feed is None:
+            feed = self._feeds[job_id] = _Feed(self.keys.job_events(job_id), last_id)
+        sub = Subscription(feed, feed.end)
         feed.subscribers.add(sub)
-        if feed.task is None:
-            start = await self._last_id(job_id) if after == "$" else after
-            feed.task = asyncio.create_task(self._read(job_id, feed, start))
         try:
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._read())
+            elif fresh:
+                await self._wake()
             yield sub
         finally:
             feed.subscribers.discard(sub)
-            if not feed.subscribers:
-                self._feeds.pop(job_id, None)
-                if feed.task is not None:
-                    feed.task.cancel()
+            if not feed.subscribers and self._feeds.get(job_id) is feed:
+                del self._feeds[job_id]
 
-    async def _last_id(self, job_id: str) -> str:
-        rows: Any = await self.redis.xrevrange(self.keys.job_events(job_id), count=1)
-        return rows[0][0].decode() if rows else "0-0"
+    async def page(self, job_id: str, after: str, count: int) -> list[Entry]:
+        """Up to ``count`` entries of the job's stream after ``after``: one bounded read."""
+        rows: RawEntries = await raw.execute(
+            self.redis,
+            b"XRANGE",
+            self.keys.job_events(job_id),
+            next_id(after),
+            b"+",
+            b"COUNT",
+            count,
+        )
+        return [frame_entry(entry_id, flat) for entry_id, flat in rows]
 
-    async def _read(self, job_id: str, feed: _Feed, position: str) -> None:
-        stream = self.keys.job_events(job_id)
-        # A connection of its own: a blocking read must not hold one the API needs.
-        async with self.redis.client() as client:
-            while feed.subscribers:
-                try:
-                    reply: Any = await client.xread(
-                        {stream: position}, block=self.block_ms, count=500
-                    )
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    self._log.warning("job_stream_read_failed", job_id=job_id, error=repr(exc))
-                    await asyncio.sleep(1.0)
+    async def _wake(self) -> None:
+        """Make the reader's blocked XREAD return, so it reads a newly watched stream."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(self.wake_key, {"w": "1"}, maxlen=1, approximate=False)
+            pipe.pexpire(self.wake_key, self.block_ms * 4)
+            await pipe.execute()
+
+    async def _read(self) -> None:
+        while self._feeds:
+            feeds = list(self._feeds.values())
+            try:
+                reply: Any = await raw.execute(
+                    self.redis,
+                    b"XREAD",
+                    b"COUNT",
+                    1000,
+                    b"BLOCK",
+                    self.block_ms,
+                    b"STREAMS",
+                    self.wake_key,
+                    *(f.stream for f in feeds),
+                    self._wake_position,
+                    *(f.position for f in feeds),
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._log.warning("job_streams_read_failed", error=repr(exc))
+                await asyncio.sleep(1.0)
+                continue
+            by_stream = {f.stream: f for f in feeds}
+            for key, rows in streams_of(reply):
+                stream = key.decode()
+                if stream == self.wake_key:
+                    self._wake_position = rows[-1][0].decode()
                     continue
-                if not reply:
-                    continue
-                rows = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-                for entry_id, fields in rows:
-                    entry = decode_entry(entry_id.decode(), fields.get(EVENT_FIELD, b""))
-                    for sub in list(feed.subscribers):
-                        try:
-                            sub.queue.put_nowait(entry)
-                        except asyncio.QueueFull:
-                            # Never drop silently: the client is cut off and resumes.
-                            sub.overflowed = True
-                position = rows[-1][0].decode()
+                feed = by_stream[stream]
+                feed.position = rows[-1][0].decode()
+                if feed.subscribers:
+                    feed.add([frame_entry(i, flat) for i, flat in rows], self.max_behind)
+        self._task = None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -2,66 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
-import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import ValidationException
 from litestar.params import Parameter
-from litestar.response import ServerSentEvent, ServerSentEventMessage
+from litestar.response import Stream
 
-from modomo.api import metrics
+from modomo.api import metrics, sse
 from modomo.api.auth import caller_of
-from modomo.api.hub import Entry, decode_entry
-from modomo.api.schemas import Accepted, JobIn, JobOut, JobPage, StageTiming
-from modomo.api.services import Params, Services, decode_cursor, encode_cursor, not_found
+from modomo.api.schemas import Accepted, JobIn
+from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
 from modomo.domain.events import JobCreated, SceneQueued, new_id
-from modomo.domain.fold import JobState
 from modomo.domain.stages import SceneTask
-from modomo.projections.projector import parse_id
-from modomo.streams.keys import EVENT_FIELD
-
-_JOB_COLUMNS = (
-    "job_id, dataset_id, status, total, queued, running, ok, partial, failed, "
-    "stages, resize_max_px, created_by, created_at, started_at, finished_at"
-)
-_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
-KEEP_ALIVE_S = 15.0
-_log = structlog.get_logger("modomo.api.sse")
+from modomo.read import datasets, jobs, scenes
+from modomo.read.jobs import JobOut, JobPage
+from modomo.streams.entries import ENTRY_ID
 
 
-def _job(row: Any) -> JobOut:
-    values = dict(row)
-    total = values["total"]
-    done = values["ok"] + values["partial"] + values["failed"]
-    return JobOut(**values, progress=round(done / total, 4) if total else 1.0)
-
-
-async def job_row(svc: Services, job_id: str, timings: bool = False) -> JobOut:
-    row = await svc.db.fetchrow(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = $1", job_id)
-    if row is None:
+async def job_out(svc: Services, job_id: str) -> JobOut:
+    found = await jobs.job(svc.db, job_id)
+    if found is None:
         raise not_found("job", job_id)
-    job = _job(row)
-    if timings:
-        rows = await svc.db.fetch(
-            "SELECT key AS stage, count(*) AS n, "
-            "percentile_cont(0.5) WITHIN GROUP (ORDER BY value::float8) AS p50, "
-            "percentile_cont(0.95) WITHIN GROUP (ORDER BY value::float8) AS p95 "
-            "FROM job_scenes, jsonb_each_text(stage_ms) WHERE job_id = $1 "
-            "GROUP BY key ORDER BY key",
-            job_id,
-        )
-        job.stage_timings = [
-            StageTiming(
-                stage=r["stage"], count=r["n"], p50_ms=round(r["p50"], 2), p95_ms=round(r["p95"], 2)
-            )
-            for r in rows
-        ]
-    return job
+    return found
 
 
 class JobController(Controller):
@@ -80,18 +44,9 @@ class JobController(Controller):
     async def create(
         self, request: Request[Any, Any, Any], data: JobIn, svc: Services
     ) -> Response[JobOut | Accepted]:
-        exists = await svc.db.fetchval(
-            "SELECT 1 FROM datasets WHERE dataset_id = $1", data.dataset_id
-        )
-        if not exists:
+        if not await datasets.dataset_exists(svc.db, data.dataset_id):
             raise not_found("dataset", data.dataset_id)
-        rows = await svc.db.fetch(
-            "SELECT scene_id, r2_key_original FROM scenes WHERE dataset_id = $1 "
-            "AND ($2::text[] IS NULL OR scene_id = ANY($2::text[])) ORDER BY scene_id",
-            data.dataset_id,
-            data.scene_ids,
-        )
-        keys = {r["scene_id"]: r["r2_key_original"] for r in rows}
+        keys = await scenes.originals(svc.db, data.dataset_id, data.scene_ids)
         if data.scene_ids is not None:
             missing = [s for s in dict.fromkeys(data.scene_ids) if s not in keys]
             if missing:
@@ -131,7 +86,7 @@ class JobController(Controller):
         late = await svc.unapplied("jobs", created.event_id, appended.log_ids[0])
         if late is not None:
             return late
-        return Response(await job_row(svc, job_id), status_code=201)
+        return Response(await job_out(svc, job_id), status_code=201)
 
     @get("/", opt={"role": "viewer"}, summary="List jobs, newest first")
     async def list_jobs(
@@ -142,23 +97,14 @@ class JobController(Controller):
         cursor: str | None = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> JobPage:
-        clauses, arg = ["true"], Params()
-
-        if dataset_id:
-            clauses.append(f"dataset_id = {arg(dataset_id)}")
-        if status:
-            clauses.append(f"status = {arg(status)}")
+        before = None
         if cursor:
-            at, job_id = decode_cursor(cursor, 2)
-            clauses.append(
-                f"(created_at, job_id) < ({arg(datetime.fromisoformat(at))}, {arg(job_id)})"
-            )
-        rows = await svc.db.fetch(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} "
-            f"ORDER BY created_at DESC, job_id DESC LIMIT {arg(limit + 1)}",
-            *arg.values,
+            at, last = decode_cursor(cursor, 2)
+            before = (datetime.fromisoformat(at), last)
+        rows = await jobs.jobs(
+            svc.db, dataset_id=dataset_id, status=status, before=before, limit=limit + 1
         )
-        items = [_job(r) for r in rows[:limit]]
+        items = rows[:limit]
         more = len(rows) > limit
         return JobPage(
             items=items,
@@ -173,7 +119,7 @@ class JobController(Controller):
         summary="One job: state, counts, progress, per-stage timings",
     )
     async def get_job(self, job_id: str, svc: Services) -> JobOut:
-        return await job_row(svc, job_id, timings=True)
+        return await job_out(svc, job_id)
 
     @get(
         "/{job_id:str}/events",
@@ -182,85 +128,22 @@ class JobController(Controller):
         summary="Live job events (Server-Sent Events)",
         description="Each event's `id:` is its Redis stream entry id. A new client gets "
         "the job's whole history, then live events; a client reconnecting "
-        "with `Last-Event-ID` continues right after that entry. Keep-alive "
-        "comments every 15 s. The stream ends after the job's final event.",
+        "with `Last-Event-ID` continues right after that entry (400 when it is not an "
+        "entry id). Keep-alive comments every 15 s. The stream ends after the job's "
+        "final event (`job_done`). An `event: gap` message (no id) says that entries "
+        "after the client's position were trimmed away.",
     )
-    async def events(
-        self, job_id: str, request: Request[Any, Any, Any], svc: Services
-    ) -> ServerSentEvent:
+    async def events(self, job_id: str, request: Request[Any, Any, Any], svc: Services) -> Stream:
         last = request.headers.get("last-event-id", "").strip()
-        if last and not _ENTRY_ID.match(last):
+        if last and not ENTRY_ID.match(last):
             raise ValidationException(
                 f"Last-Event-ID must be a stream entry id like 1700000000000-0, got {last[:40]!r}"
             )
-        stream = svc.keys.job_events(job_id)
-        if not await svc.redis.exists(stream):
+        info = await sse.stream_info(svc.hub, job_id)
+        if info is None:
             raise not_found("job", job_id)
-        return ServerSentEvent(
-            _follow(svc, job_id, last or "0-0"),
+        return Stream(
+            sse.follow(svc.hub, job_id, last or "0-0", info),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-
-
-async def _follow(svc: Services, job_id: str, after: str) -> AsyncIterator[ServerSentEventMessage]:
-    """The job's events after ``after``, history first, until the job has ended."""
-    stream = svc.keys.job_events(job_id)
-    state: JobState | None = None
-    sent = parse_id(after)
-    # Jobs started through the API end with a job_done event; follow until it arrives.
-    expects_done = bool(await svc.redis.hexists(svc.keys.job_meta(job_id), "total"))
-    metrics.SSE_CLIENTS.inc()
-    try:
-        async with svc.hub.subscribe(job_id, "$") as sub:
-            # History from the start: the fold needs every event to know when the job ends,
-            # but only those after Last-Event-ID are sent.
-            history: Any = await svc.redis.xrange(stream)
-            for entry_id, fields in history:
-                entry = decode_entry(entry_id.decode(), fields.get(EVENT_FIELD, b""))
-                message, state = _message(entry, state, sent)
-                if message is not None:
-                    sent = entry.key
-                    yield message
-            while not _ended(state, expects_done):
-                if sub.overflowed:
-                    return  # the client reconnects with Last-Event-ID and misses nothing
-                try:
-                    # asyncio.timeout, not wait_for: no task per event per client.
-                    async with asyncio.timeout(KEEP_ALIVE_S):
-                        entry = await sub.queue.get()
-                except TimeoutError:
-                    yield ServerSentEventMessage(data=None, comment="keep-alive")
-                    continue
-                message, state = _message(entry, state, sent)
-                if message is not None:
-                    sent = entry.key
-                    yield message
-    finally:
-        metrics.SSE_CLIENTS.dec()
-
-
-def _message(
-    entry: Entry, state: JobState | None, sent: tuple[int, int]
-) -> tuple[ServerSentEventMessage | None, JobState | None]:
-    """Fold ``entry`` into the client's view of the job; the SSE message if it is new."""
-    event = entry.event
-    if event is None:
-        _log.warning("sse_undecodable_event", entry_id=entry.id)
-    elif state is None:
-        if isinstance(event, JobCreated):
-            state = JobState(event)
-    else:
-        state.apply(event)
-    if entry.key <= sent:
-        return None, state
-    tag = "unreadable" if event is None else str(type(event).__struct_config__.tag)
-    # The stored JSON is the event's own encoding: sent as it is, not decoded and re-encoded.
-    return ServerSentEventMessage(id=entry.id, event=tag, data=entry.data), state
-
-
-def _ended(state: JobState | None, expects_done: bool) -> bool:
-    if state is None:
-        return False
-    if expects_done:
-        return state.completed is not None
-    return state.summary().status in ("succeeded", "partial", "failed")

@@ -8,11 +8,11 @@ from litestar import Controller, Request, Response, get, post
 from litestar.exceptions import ValidationException
 
 from modomo.api.auth import caller_of
-from modomo.api.schemas import Accepted, ReviewIn, ReviewOut
+from modomo.api.schemas import Accepted, ReviewIn
 from modomo.api.services import Services, not_found
 from modomo.domain.events import ReviewSubmitted, new_id
-
-_COLUMNS = "review_id, scene_id, object_id, verdict, note, reviewer, created_at"
+from modomo.read import reviews, scenes
+from modomo.read.reviews import ReviewOut
 
 
 class ReviewController(Controller):
@@ -28,12 +28,10 @@ class ReviewController(Controller):
     async def submit(
         self, data: ReviewIn, request: Request[Any, Any, Any], svc: Services
     ) -> Response[ReviewOut | Accepted]:
-        if not await svc.db.fetchval("SELECT 1 FROM scenes WHERE scene_id = $1", data.scene_id):
+        if not await scenes.scene_exists(svc.db, data.scene_id):
             raise not_found("scene", data.scene_id)
         if data.object_id is not None:
-            owner = await svc.db.fetchval(
-                "SELECT scene_id FROM objects WHERE object_id = $1", data.object_id
-            )
+            owner = await scenes.object_scene(svc.db, data.object_id)
             if owner != data.scene_id:
                 raise ValidationException(
                     f"object_id: {data.object_id!r} is not an object of scene {data.scene_id}"
@@ -50,17 +48,10 @@ class ReviewController(Controller):
         late = await svc.unapplied("reviews", event.event_id, appended.log_ids[0])
         if late is not None:
             return late
-        row = await svc.db.fetchrow(
-            f"SELECT {_COLUMNS} FROM reviews WHERE review_id = $1", event.review_id
-        )
-        assert row is not None  # the projection has applied it
-        return Response(ReviewOut(**dict(row)), status_code=201)
+        found = await reviews.review(svc.db, event.review_id)
+        assert found is not None  # the projection has applied it
+        return Response(found, status_code=201)
 
     @get("/", opt={"role": "viewer"}, summary="Reviews of a scene, newest first")
     async def list_reviews(self, scene_id: str, svc: Services) -> list[ReviewOut]:
-        rows = await svc.db.fetch(
-            f"SELECT {_COLUMNS} FROM reviews WHERE scene_id = $1 "
-            "ORDER BY created_at DESC, review_id",
-            scene_id,
-        )
-        return [ReviewOut(**dict(r)) for r in rows]
+        return await reviews.reviews_of(svc.db, scene_id)

@@ -1,4 +1,4 @@
-"""Scenes and objects: read them with presigned URLs, correct an object."""
+"""Scenes and objects: read them with links to their images, correct an object."""
 
 from __future__ import annotations
 
@@ -8,70 +8,25 @@ from litestar import Controller, Request, Response, get, patch
 from litestar.exceptions import ValidationException
 
 from modomo.api.auth import caller_of
-from modomo.api.schemas import (
-    Accepted,
-    MaterialOut,
-    ObjectOut,
-    ObjectPatch,
-    SceneOut,
-    StyleOut,
-)
-from modomo.api.services import Services, not_found
+from modomo.api.schemas import Accepted, ObjectPatch
+from modomo.api.services import Services, not_found, origin
 from modomo.domain.events import ObjectCorrected
 from modomo.domain.taxonomies import FURNITURE, MATERIALS
-from modomo.projections.scenes import OBJECT_COLUMNS
-
-_MODEL_COLUMNS = (
-    "scene_type_model",
-    "style_model",
-    "detect_model",
-    "label_model",
-    "segment_model",
-    "depth_model",
-    "material_model",
-    "caption_model",
-    "palette_model",
-)
+from modomo.read import scenes
+from modomo.read.scenes import ObjectOut, SceneOut
 
 
-async def _objects(svc: Services, where: str, arg: str) -> list[ObjectOut]:
-    rows = await svc.db.fetch(
-        f"SELECT {', '.join(OBJECT_COLUMNS)} FROM objects WHERE {where} = $1 "
-        "ORDER BY confidence DESC, object_id",
-        arg,
-    )
-    if not rows:
-        return []
-    materials: dict[str, list[MaterialOut]] = {}
-    for m in await svc.db.fetch(
-        "SELECT object_id, material_code, score, model FROM object_materials "
-        "WHERE object_id = ANY($1::text[]) ORDER BY score DESC, material_code",
-        [r["object_id"] for r in rows],
-    ):
-        materials.setdefault(m["object_id"], []).append(
-            MaterialOut(code=m["material_code"], score=m["score"], model=m["model"])
-        )
-    out = []
-    for r in rows:
-        values = dict(r)
-        values["category"] = values.pop("category_code")
-        values.pop("segment_model")
-        out.append(
-            ObjectOut(
-                **values,
-                materials=materials.get(r["object_id"], []),
-                mask_url=await svc.presign_get(r["mask_key"]),
-                thumb_url=await svc.presign_get(r["thumb_key"]),
-            )
-        )
-    return out
+def _linked(svc: Services, base: str, obj: ObjectOut) -> ObjectOut:
+    obj.mask_url = svc.link(base, obj.mask_key)
+    obj.thumb_url = svc.link(base, obj.thumb_key)
+    return obj
 
 
-async def object_out(svc: Services, object_id: str) -> ObjectOut:
-    found = await _objects(svc, "object_id", object_id)
-    if not found:
+async def object_out(svc: Services, base: str, object_id: str) -> ObjectOut:
+    found = await scenes.object_(svc.db, object_id)
+    if found is None:
         raise not_found("object", object_id)
-    return found[0]
+    return _linked(svc, base, found)
 
 
 class SceneController(Controller):
@@ -81,30 +36,23 @@ class SceneController(Controller):
     @get(
         "/{scene_id:str}",
         opt={"role": "viewer"},
-        summary="A scene with styles, palette, caption, depth and objects; presigned URLs",
+        summary="A scene with styles, palette, caption, depth and objects; links to images",
+        description="Image URLs (original, depth, masks, thumbnails) are links to "
+        "`GET /media/...` of this API, valid for at least `MODOMO_PRESIGN_TTL_S`; each "
+        "redirects to a presigned URL of the bucket.",
     )
-    async def get_scene(self, scene_id: str, svc: Services) -> SceneOut:
-        row = await svc.db.fetchrow("SELECT * FROM scenes WHERE scene_id = $1", scene_id)
-        if row is None:
+    async def get_scene(
+        self, scene_id: str, request: Request[Any, Any, Any], svc: Services
+    ) -> SceneOut:
+        found = await scenes.scene(svc.db, scene_id)
+        if found is None:
             raise not_found("scene", scene_id)
-        styles = [
-            StyleOut(code=r["style_code"], score=r["score"], model=r["model"])
-            for r in await svc.db.fetch(
-                "SELECT style_code, score, model FROM scene_styles WHERE scene_id = $1 "
-                "ORDER BY score DESC, style_code",
-                scene_id,
-            )
-        ]
-        values = dict(row)
-        models = {c.removesuffix("_model"): values.pop(c) for c in _MODEL_COLUMNS}
-        return SceneOut(
-            **{k: v for k, v in values.items() if k in SceneOut.__struct_fields__},
-            models=models,
-            styles=styles,
-            objects=await _objects(svc, "scene_id", scene_id),
-            original_url=await svc.storage.presign_get(values["r2_key_original"]),
-            depth_url=await svc.presign_get(values["depth_key"]),
-        )
+        base = origin(request.scope)
+        found.original_url = base + svc.links.path(found.r2_key_original)
+        found.depth_url = svc.link(base, found.depth_key)
+        for obj in found.objects:
+            _linked(svc, base, obj)
+        return found
 
 
 class ObjectController(Controller):
@@ -112,8 +60,10 @@ class ObjectController(Controller):
     tags = ["objects"]
 
     @get("/{object_id:str}", opt={"role": "viewer"}, summary="One object with its materials")
-    async def get_object(self, object_id: str, svc: Services) -> ObjectOut:
-        return await object_out(svc, object_id)
+    async def get_object(
+        self, object_id: str, request: Request[Any, Any, Any], svc: Services
+    ) -> ObjectOut:
+        return await object_out(svc, origin(request.scope), object_id)
 
     @patch(
         "/{object_id:str}",
@@ -125,9 +75,7 @@ class ObjectController(Controller):
     async def correct(
         self, object_id: str, data: ObjectPatch, request: Request[Any, Any, Any], svc: Services
     ) -> Response[ObjectOut | Accepted]:
-        scene_id = await svc.db.fetchval(
-            "SELECT scene_id FROM objects WHERE object_id = $1", object_id
-        )
+        scene_id = await scenes.object_scene(svc.db, object_id)
         if scene_id is None:
             raise not_found("object", object_id)
         if data.category is not None and data.category not in FURNITURE:
@@ -159,4 +107,4 @@ class ObjectController(Controller):
         late = await svc.unapplied("scenes", event.event_id, appended.log_ids[0])
         if late is not None:
             return late
-        return Response(await object_out(svc, object_id), status_code=200)
+        return Response(await object_out(svc, origin(request.scope), object_id), status_code=200)

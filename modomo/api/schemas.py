@@ -1,4 +1,5 @@
-"""Request and response bodies: msgspec Structs, validated by Litestar, in the OpenAPI.
+"""Request bodies and the API's own replies: msgspec Structs, validated by Litestar, in the
+OpenAPI. The shapes of what is read from the read models live in :mod:`modomo.read`.
 
 Inbound bodies forbid unknown fields, so a typo is a 400 naming the field rather than a
 silently ignored value.
@@ -7,7 +8,7 @@ silently ignored value.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -28,15 +29,6 @@ class In(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 class DatasetIn(In, kw_only=True):
     name: Name
     description: Text = ""
-
-
-class DatasetOut(msgspec.Struct, kw_only=True):
-    dataset_id: str
-    name: str
-    description: str
-    created_by: str
-    created_at: datetime
-    scene_count: int = 0
 
 
 class UploadFile(In, kw_only=True):
@@ -85,106 +77,6 @@ class JobIn(In, kw_only=True):
     resize_max_px: Annotated[int, Meta(ge=256, le=4096)] = 1280
 
 
-class StageTiming(msgspec.Struct, kw_only=True):
-    stage: str
-    count: int
-    p50_ms: float
-    p95_ms: float
-
-
-class JobOut(msgspec.Struct, kw_only=True):
-    job_id: str
-    dataset_id: str
-    status: str
-    total: int
-    queued: int
-    running: int
-    ok: int
-    partial: int
-    failed: int
-    progress: float
-    stages: dict[str, bool]
-    resize_max_px: int
-    created_by: str
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    stage_timings: list[StageTiming] | None = None
-
-
-class MaterialOut(msgspec.Struct, kw_only=True):
-    code: str
-    score: float
-    model: str
-
-
-class ObjectOut(msgspec.Struct, kw_only=True):
-    object_id: str
-    scene_id: str
-    category: str
-    confidence: float
-    bbox: list[float]
-    label: str
-    source: str
-    model: str
-    mask_key: str | None
-    thumb_key: str | None
-    area: float | None
-    attrs: dict[str, Any]
-    corrected_by: str | None
-    corrected_at: datetime | None
-    materials: list[MaterialOut]
-    mask_url: str | None = None
-    thumb_url: str | None = None
-
-
-class StyleOut(msgspec.Struct, kw_only=True):
-    code: str
-    score: float
-    model: str
-
-
-class SceneSummary(msgspec.Struct, kw_only=True):
-    scene_id: str
-    dataset_id: str
-    status: str
-    scene_type: str | None
-    scene_type_conf: float | None
-    caption: str | None
-    object_count: int
-    avg_conf: float
-    updated_at: datetime | None
-
-
-class SceneOut(msgspec.Struct, kw_only=True):
-    scene_id: str
-    dataset_id: str
-    status: str
-    last_job_id: str | None
-    r2_key_original: str
-    content_type: str
-    size_bytes: int
-    filename: str
-    registered_at: datetime
-    scene_type: str | None
-    scene_type_conf: float | None
-    width: int | None
-    height: int | None
-    depth_key: str | None
-    depth_near: float | None
-    depth_far: float | None
-    caption: str | None
-    palette: list[dict[str, Any]] | None
-    object_count: int
-    avg_conf: float
-    models: dict[str, str | None]
-    styles: list[StyleOut]
-    objects: list[ObjectOut]
-    original_url: str
-    depth_url: str | None
-    updated_at: datetime | None
-
-
 class ObjectPatch(In, kw_only=True):
     category: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
     materials: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=20)] | None = (
@@ -206,37 +98,12 @@ class ReviewIn(In, kw_only=True):
     note: Text = ""
 
 
-class ReviewOut(msgspec.Struct, kw_only=True):
-    review_id: str
-    scene_id: str
-    object_id: str | None
-    verdict: str
-    note: str
-    reviewer: str
-    created_at: datetime
-
-
 class Accepted(msgspec.Struct, kw_only=True):
     """A write recorded in the log whose projection is not visible yet."""
 
     event_id: str
     log_id: str
     detail: str = "recorded; the read model will show it shortly"
-
-
-class DatasetPage(msgspec.Struct, kw_only=True):
-    items: list[DatasetOut]
-    next_cursor: str | None
-
-
-class JobPage(msgspec.Struct, kw_only=True):
-    items: list[JobOut]
-    next_cursor: str | None
-
-
-class ScenePage(msgspec.Struct, kw_only=True):
-    items: list[SceneSummary]
-    next_cursor: str | None
 
 
 class Health(msgspec.Struct, kw_only=True):

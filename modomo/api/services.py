@@ -16,12 +16,14 @@ from litestar.exceptions import NotFoundException
 from redis.asyncio import Redis
 
 from modomo.api.hub import JobStreamHub
+from modomo.api.links import MediaLinks, PresignCache
 from modomo.api.schemas import Accepted
 from modomo.domain.events import EventBase
-from modomo.projections.projector import parse_id
+from modomo.read import progress
 from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams.completion import JobCompletion
+from modomo.streams.entries import parse_id
 from modomo.streams.keys import Keys
 from modomo.streams.log import Appended, EventLog
 
@@ -41,6 +43,8 @@ class Services:
     hub: JobStreamHub
     keys: Keys
     completion: JobCompletion
+    links: MediaLinks
+    presigned: PresignCache
 
     async def append(self, events: list[EventBase]) -> Appended:
         return await self.log.append(events)
@@ -51,9 +55,7 @@ class Services:
         target = parse_id(log_id)
         deadline = time.monotonic() + (wait_ms or self.settings.write_wait_ms) / 1000
         while True:
-            position = await self.db.fetchval(
-                "SELECT position FROM projector_checkpoints WHERE name = $1", projector
-            )
+            position = await progress.position(self.db, projector)
             if position is not None and parse_id(position) >= target:
                 return True
             if time.monotonic() >= deadline:
@@ -66,8 +68,9 @@ class Services:
             return None
         return Response(Accepted(event_id=event_id, log_id=log_id), status_code=202)
 
-    async def presign_get(self, key: str | None) -> str | None:
-        return None if key is None else await self.storage.presign_get(key)
+    def link(self, origin: str, key: str | None) -> str | None:
+        """The API's link to the object ``key`` (see :mod:`modomo.api.links`)."""
+        return None if key is None else origin + self.links.path(key)
 
 
 def services(state: State) -> Services:
@@ -98,13 +101,11 @@ def not_found(kind: str, ident: str) -> NotFoundException:
     return NotFoundException(f"no {kind} with id {ident!r}")
 
 
-class Params:
-    """Numbered query parameters built up alongside a WHERE clause."""
-
-    def __init__(self, *initial: Any) -> None:
-        self.values: list[Any] = list(initial)
-
-    def __call__(self, value: Any) -> str:
-        """Add ``value``; its placeholder (``$n``) to put in the SQL."""
-        self.values.append(value)
-        return f"${len(self.values)}"
+def origin(scope: Any) -> str:
+    """``scheme://host`` as the client reached this API (for absolute links)."""
+    host = "127.0.0.1"
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value.decode("latin-1")
+            break
+    return f"{scope['scheme']}://{host}"

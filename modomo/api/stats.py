@@ -6,7 +6,7 @@ from litestar import Controller, get
 from litestar.exceptions import NotFoundException
 
 from modomo.api.services import Services
-from modomo.projections import stats
+from modomo.read import stats
 
 
 class StatsController(Controller):
@@ -15,8 +15,7 @@ class StatsController(Controller):
 
     @get("/overview", opt={"role": "viewer"}, summary="Counts across the whole product")
     async def overview(self, svc: Services) -> stats.Overview:
-        async with svc.db.acquire() as conn:
-            return await stats.overview(conn)
+        return await stats.overview(svc.db)
 
     @get(
         "/distribution/{kind:str}",
@@ -30,5 +29,4 @@ class StatsController(Controller):
             raise NotFoundException(
                 f"unknown distribution {kind!r}; one of: {', '.join(stats.KINDS)}"
             )
-        async with svc.db.acquire() as conn:
-            return await stats.distribution(conn, kind, dataset_id)
+        return await stats.distribution(svc.db, kind, dataset_id)

@@ -19,6 +19,7 @@ import msgspec
 
 from modomo.domain.codec import CODEC, EventDecodeError
 from modomo.domain.events import Event
+from modomo.streams.entries import parse_id
 
 SWAP_LOCK = 0x6D6F646F6D6F_01
 """Advisory lock: batches take it shared, a replay's table swap exclusive."""
@@ -50,11 +51,6 @@ class Parked:
     event_type: str
     reason: str
     payload: bytes
-
-
-def parse_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class _Head(msgspec.Struct):

@@ -29,10 +29,10 @@ from modomo.projections.projector import (
     Projector,
     RawEntry,
     apply_batch,
-    parse_id,
 )
 from modomo.projections.source import log_after, stream_after
 from modomo.settings import Settings
+from modomo.streams.entries import parse_id
 from modomo.streams.keys import Keys
 
 

@@ -9,13 +9,10 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from modomo.projections.projector import RawEntry, parse_id
+from modomo.projections.projector import RawEntry
 from modomo.streams import raw
+from modomo.streams.entries import entries_of, field_of, format_id, parse_id
 from modomo.streams.keys import EVENT_FIELD
-
-
-def _id(ms: int, seq: int) -> str:
-    return f"{ms}-{seq}"
 
 
 async def log_after(
@@ -41,7 +38,7 @@ async def log_after(
         "ORDER BY ms, seq LIMIT $3",
         *args,
     )
-    return [(_id(r["ms"], r["seq"]), bytes(r["payload"])) for r in rows]
+    return [(format_id(r["ms"], r["seq"]), bytes(r["payload"])) for r in rows]
 
 
 async def stream_after(
@@ -51,19 +48,11 @@ async def stream_after(
     ``block_ms``, waits that long for one when there is none yet."""
     wait = (b"BLOCK", block_ms) if block_ms is not None else ()
     reply = await raw.execute(redis, b"XREAD", b"COUNT", limit, *wait, b"STREAMS", stream, position)
-    if not reply:
-        return []
-    # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
-    entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
-    out: list[RawEntry] = []
-    for entry_id, flat in entries:
-        if len(flat) == 2 and flat[0] == EVENT_FIELD:
-            out.append((entry_id.decode(), flat[1]))
-        else:
-            # Not written by EventLog: whatever it holds gets parked as unreadable.
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
-            out.append((entry_id.decode(), fields.get(EVENT_FIELD, b"")))
-    return out
+    # An entry not written by EventLog gets parked as unreadable, whatever it holds.
+    return [
+        (entry_id.decode(), field_of(flat, EVENT_FIELD) or b"")
+        for entry_id, flat in entries_of(reply)
+    ]
 
 
 async def stream_gap(redis: Redis, stream: str, seen: int) -> bool:

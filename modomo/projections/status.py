@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from modomo.projections.registry import PROJECTORS
 from modomo.projections.source import entries_added
+from modomo.streams.entries import next_id, parse_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,6 @@ async def trim_log(conn: asyncpg.Connection[Any], redis: Redis, stream: str) -> 
     positions = {r["position"] for r in rows}
     if len(rows) < len(PROJECTORS) or "0-0" in positions:
         return 0  # some projector has not started: it still needs the whole log
-    lowest = min(positions, key=lambda p: tuple(int(x) for x in p.split("-")))
+    lowest = min(positions, key=parse_id)
     # MINID keeps entries >= the id; the checkpoint entry itself is already applied.
-    ms, seq = (int(x) for x in lowest.split("-"))
-    return int(await redis.xtrim(stream, minid=f"{ms}-{seq + 1}", approximate=False))
+    return int(await redis.xtrim(stream, minid=next_id(lowest), approximate=False))

@@ -27,6 +27,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
+from modomo.streams.entries import entries_of, field_of
+
 T = TypeVar("T")
 _Reply = Literal["read", "ack"]
 
@@ -155,11 +157,9 @@ class BatchConsumer(Generic[T]):
 
     async def run_once(self) -> int:
         """Read and handle one batch; returns how many entries it acked."""
-        reply = await self._read_batch()
-        if not reply:
+        entries = entries_of(await self._read_batch())
+        if not entries:
             return 0
-        # RESP3 answers a map of stream -> entries, RESP2 a list of [stream, entries].
-        entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
         if self.read_ahead and len(entries) == self.batch and not self._stopping.is_set():
             # A full batch means a backlog: fetch the next one (without BLOCK) meanwhile.
             await self._send_read(block=False)
@@ -176,7 +176,7 @@ class BatchConsumer(Generic[T]):
         field = self.field
         decode = self._decoder.decode
         for entry_id, flat in entries:
-            payload = flat[1] if flat and flat[0] == field else _lookup(flat, field)
+            payload = field_of(flat, field)
             try:
                 if payload is None:
                     raise KeyError(field)
@@ -197,10 +197,3 @@ class BatchConsumer(Generic[T]):
                 continue
             ok.append(entry_id)
         return ok
-
-
-def _lookup(flat: list[bytes], field: bytes) -> bytes | None:
-    for i in range(0, len(flat) - 1, 2):
-        if flat[i] == field:
-            return flat[i + 1]
-    return None

@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 
 from modomo.domain.events import AttemptError, EventBase, utc_now
 from modomo.domain.stages import SceneTask
+from modomo.streams.entries import parse_id
 from modomo.streams.keys import GPU_GROUP, TASK_FIELD, Keys
 from modomo.streams.log import EventLog
 
@@ -216,8 +217,8 @@ class TaskQueue:
             name = _text(info["name"])
             summary = await self.redis.xpending(self.keys.queue, name)
             if summary["pending"]:
-                bounds.append(_parse_id(_text(summary["min"])))
-            ms, seq = _parse_id(_text(info["last-delivered-id"]))
+                bounds.append(parse_id(_text(summary["min"])))
+            ms, seq = parse_id(_text(info["last-delivered-id"]))
             bounds.append((ms, seq + 1))
         ms, seq = min(bounds)
         return f"{ms}-{seq}"
@@ -265,11 +266,6 @@ class QueueStats:
     dead: int
     oldest_dead_at: datetime | None
     dead_by_reason: dict[str, int]
-
-
-def _parse_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def decode_errors(raw: bytes) -> list[AttemptError]:

@@ -179,10 +179,12 @@ async def test_job_sse_reconnect_history_and_the_read_side(redis: Redis, api: Ap
         assert scene["scene_type"] == "living_room"
         assert scene["models"]["detect"] == "yolo"
         assert scene["styles"] == [{"code": "modern", "score": pytest.approx(0.7), "model": "clip"}]
-        assert scene["original_url"].startswith(settings.s3_endpoint_url)
-        async with httpx.AsyncClient() as plain:
+        # Links to this API, each redirecting to a presigned URL of the bucket.
+        assert scene["original_url"].startswith(f"{api.url}/media/scenes/")
+        async with httpx.AsyncClient(follow_redirects=True) as plain:
             original = await plain.get(scene["original_url"])
         assert original.content == PNG
+        assert str(original.url).startswith(settings.s3_endpoint_url)
         [obj] = scene["objects"]
         corrected = await client.patch(
             f"/objects/{obj['object_id']}", json={"category": "armchair", "materials": ["leather"]}

@@ -273,7 +273,7 @@ async def test_stats_agree_with_the_rows_and_the_pure_fold(
 ) -> None:
     from collections import Counter
 
-    from modomo.projections.stats import KINDS, distribution, overview
+    from modomo.read.stats import KINDS, distribution, overview
 
     settings = db_settings
     events = synthetic_log(13, 60)

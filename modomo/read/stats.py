@@ -6,12 +6,11 @@ never by scanning the log.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Literal
 
-import asyncpg
 import msgspec
 
-Conn = Union["asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[Any]"]
+from modomo.read.sql import Conn
 
 DistributionKind = Literal["scene_type", "style", "material", "category", "colour", "confidence"]
 KINDS: tuple[str, ...] = ("scene_type", "style", "material", "category", "colour", "confidence")

@@ -1,0 +1,108 @@
+"""One client following a job over Server-Sent Events: history in pages, then live.
+
+- **Bounded reads.** History comes in ``XRANGE ... COUNT`` pages after the client's
+  position (``Last-Event-ID``, or the start); each page is sent before the next is read,
+  so a client costs one page of memory however long the job, and a reconnect reads only
+  what it missed. Nothing is folded: whether the job has ended is read off the entries.
+- **No gap, no repeat.** The client subscribes to the live feed before reading history
+  and skips, by id, whatever it has already sent.
+- **The end.** The stream ends after a ``job_done`` entry that is the stream's last (a job
+  an operator reopened goes on past its earlier one), or at once when the client resumes
+  after it. A job started elsewhere than ``POST /jobs`` has no ``job_done``: its stream
+  stays open, with keep-alives, until the client leaves.
+- **Trimmed history.** When entries after the client's position were deleted from the
+  stream (trimmed), the first message says so: ``event: gap`` with the last deleted id,
+  and no ``id:`` of its own; then the stream goes on from the oldest entry left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from redis.exceptions import ResponseError
+
+from modomo.api import metrics
+from modomo.api.hub import KEEP_ALIVE, Entry, JobStreamHub, Overflowed, frame_entry
+from modomo.streams.entries import parse_id
+
+KEEP_ALIVE_S = 15.0
+HISTORY_PAGE = 200
+"""Entries per history read: a bounded read, and one write to the client."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamInfo:
+    """What one ``XINFO STREAM`` tells about a job stream when a client connects."""
+
+    last: Entry | None
+    max_deleted: tuple[int, int]
+
+
+async def stream_info(hub: JobStreamHub, job_id: str) -> StreamInfo | None:
+    """The stream's last entry and last deleted id; None when there is no such stream."""
+    try:
+        info: Any = await hub.redis.xinfo_stream(hub.keys.job_events(job_id))
+    except ResponseError:
+        return None
+    last = info.get("last-entry")
+    entry = None
+    if last:
+        entry_id, fields = last
+        entry = frame_entry(entry_id, [k for kv in fields.items() for k in kv])
+    deleted = info.get("max-deleted-entry-id") or b"0-0"  # absent before Redis 7
+    return StreamInfo(last=entry, max_deleted=parse_id(deleted))
+
+
+def _gap(after: str, max_deleted: tuple[int, int]) -> bytes:
+    data = msgspec.json.encode(
+        {"type": "gap", "after": after, "deleted_up_to": f"{max_deleted[0]}-{max_deleted[1]}"}
+    )
+    return b"event: gap\r\ndata: %s\r\n\r\n" % data
+
+
+async def follow(
+    hub: JobStreamHub, job_id: str, after: str, info: StreamInfo
+) -> AsyncIterator[bytes]:
+    """The job's SSE messages after entry ``after`` ("0-0": from the start), framed."""
+    sent = parse_id(after)
+    last = info.last
+    metrics.SSE_CLIENTS.inc()
+    try:
+        async with hub.subscribe(job_id, last.id if last else "0-0") as sub:
+            if info.max_deleted > sent:
+                yield _gap(after, info.max_deleted)
+            if last is not None and last.ends_job and last.key <= sent:
+                return  # resumed after the job's end: nothing more will come
+            position, tail_ends = after, False
+            while True:
+                page = await hub.page(job_id, position, HISTORY_PAGE)
+                if page:
+                    yield b"".join(e.frame for e in page)
+                    sent, position, tail_ends = page[-1].key, page[-1].id, page[-1].ends_job
+                if len(page) < HISTORY_PAGE:
+                    break
+            # Caught up with the stream: it ends here if its last entry is the end.
+            ended = tail_ends
+            while not ended:
+                try:
+                    entries = await sub.next(KEEP_ALIVE_S)
+                except Overflowed:
+                    return  # the client reconnects with Last-Event-ID and misses nothing
+                if entries is None:
+                    yield KEEP_ALIVE
+                    continue
+                fresh = []
+                for entry in entries:
+                    if entry.key > sent:
+                        fresh.append(entry.frame)
+                        sent = entry.key
+                        if entry.ends_job:
+                            ended = True
+                            break
+                if fresh:
+                    yield b"".join(fresh)
+    finally:
+        metrics.SSE_CLIENTS.dec()
