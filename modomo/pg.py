@@ -53,6 +53,13 @@ async def connect(settings: Settings, schema: str | None = None) -> asyncpg.Conn
     return conn
 
 
+async def keep_session(conn: asyncpg.Connection[Any]) -> None:
+    """A pool ``reset`` that runs no query: for a pool whose users change no session state
+    (no SET, LISTEN, advisory locks or cursors), like the API's reads. asyncpg's default
+    runs a reset query on every release, a second round trip for every one-query read;
+    an open transaction is still rolled back either way."""
+
+
 async def pool(settings: Settings, **options: Any) -> asyncpg.Pool[Any]:
     """A pool of such connections, for the API's reads."""
     created: asyncpg.Pool[Any] = await asyncpg.create_pool(

@@ -5,27 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 
 from modomo.api import metrics
-from modomo.api.auth import role_guard
+from modomo.api.auth import TokenCache
 from modomo.api.datasets import DatasetController
 from modomo.api.hub import JobStreamHub
 from modomo.api.jobs import JobController
 from modomo.api.links import MediaLinks, PresignCache, media_key
 from modomo.api.media import MediaController
+from modomo.api.observe import observed
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
 from modomo.api.stats import StatsController
-from modomo.api.system import HealthController, access_log
+from modomo.api.system import HealthController
+from modomo.pg import keep_session
 from modomo.pg import pool as db_pool
+from modomo.read.jobs import JobReader
 from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams import metrics as stream_metrics
@@ -44,7 +48,7 @@ def create_app(settings: Settings) -> Litestar:
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         redis = connect(settings)
-        pool = await db_pool(settings, min_size=1, max_size=10)
+        pool = await db_pool(settings, min_size=1, max_size=10, reset=keep_session)
         keys = Keys(settings.redis_prefix)
         async with Storage.open(settings) as storage:
             hub = JobStreamHub(redis, keys)
@@ -59,6 +63,8 @@ def create_app(settings: Settings) -> Litestar:
                 completion=JobCompletion(redis, keys, settings.attempts_ttl_s),
                 links=MediaLinks(media_key(settings.jwt_secret), settings.presign_ttl_s),
                 presigned=PresignCache(storage.presign_get, settings.presign_ttl_s),
+                jobs=JobReader(),
+                tokens=TokenCache(settings.jwt_secret),
             )
             gauges = asyncio.create_task(_refresh_gauges(app.state.services))
             try:
@@ -86,14 +92,13 @@ def create_app(settings: Settings) -> Litestar:
             Metrics,
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
-        guards=[role_guard],
         lifespan=[lifespan],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "Last-Event-ID"],
         ),
-        middleware=[access_log, PrometheusConfig(app_name="modomo", group_path=True).middleware],
+        middleware=[observed],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Modomo API",
@@ -122,16 +127,36 @@ async def _refresh_gauges(svc: Services) -> None:
         await asyncio.sleep(5)
 
 
-async def serve(settings: Settings) -> None:
-    """Serve the API with uvicorn on ``api_host:api_port`` until SIGTERM/SIGINT."""
+def app_from_env() -> Litestar:
+    """The app for the settings in the environment: what each worker process builds."""
+    from modomo.logs import configure_logging
+
+    settings = Settings.from_env()
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def serve(settings: Settings, workers: int = 1) -> None:
+    """Serve the API on ``api_host:api_port`` until SIGTERM/SIGINT, in ``workers``
+    processes sharing the listening socket (uvicorn on uvloop and httptools).
+
+    Each process has its own connection pools, SSE reader and caches, and any of them can
+    serve any request (links and resumption need no shared memory). Prometheus counters
+    are per process, so with several workers ``/metrics`` shows the one that answered.
+    """
     import uvicorn
 
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.api_host,
-        port=settings.api_port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-    )
-    await uvicorn.Server(config).serve()
+    common: dict[str, Any] = {
+        "host": settings.api_host,
+        "port": settings.api_port,
+        "log_config": None,
+        "access_log": False,
+        "lifespan": "on",
+        "loop": "uvloop",
+        "http": "httptools",
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **common)
+    else:
+        # Each worker is a fresh interpreter that builds its app from the same environment.
+        uvicorn.run("modomo.api.app:app_from_env", factory=True, workers=workers, **common)

@@ -1,8 +1,8 @@
 """Who is calling: JWT bearer tokens (HS256) for people, API keys for integrations.
 
 Roles are ordered: viewer < reviewer < admin. A route declares the least role it needs in
-``opt={"role": ...}``; :func:`role_guard` enforces it. No credentials: 401; a role too low:
-403; both with a JSON body saying why.
+``opt={"role": ...}``; :mod:`modomo.api.observe` enforces it. No credentials: 401; a role
+too low: 403; both with a JSON body saying why.
 """
 
 from __future__ import annotations
@@ -10,18 +10,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import asyncpg
 import jwt
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
-from litestar.handlers.base import BaseRouteHandler
+from litestar.exceptions import NotAuthorizedException
 
 Role = Literal["viewer", "reviewer", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "reviewer", "admin")
 KEY_PREFIX = "mdk_"
+_REQUIRED = ["exp", "sub", "role"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +34,6 @@ class Caller:
 
 def issue_token(secret: str, subject: str, role: Role, ttl_s: int = 3600) -> str:
     """A signed bearer token (what the auth service of a deployment would hand out)."""
-    import time
-
     now = int(time.time())
     return jwt.encode(
         {"sub": subject, "role": role, "iat": now, "exp": now + ttl_s}, secret, algorithm="HS256"
@@ -65,6 +64,47 @@ async def create_api_key(conn: asyncpg.Connection[Any], role: Role, name: str = 
     return full
 
 
+class TokenCache:
+    """Bearer tokens already verified, with their callers, until each one's ``exp``.
+
+    A browser sends the same token with every request; checking its HMAC and parsing its
+    claims once is enough. Keyed by the whole token (signature included), so only a token
+    this secret verified can ever be found here.
+    """
+
+    def __init__(self, secret: str, max_tokens: int = 10_000) -> None:
+        self.secret = secret
+        self.max_tokens = max_tokens
+        self._known: dict[str, tuple[Caller, float]] = {}
+
+    def caller(self, token: str) -> Caller:
+        """The token's caller; NotAuthorizedException (401) saying why when it is not valid."""
+        known = self._known.get(token)
+        if known is not None:
+            if time.time() < known[1]:
+                return known[0]
+            del self._known[token]
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=["HS256"],
+                options={"require": ["exp", "sub", "role"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise NotAuthorizedException("the bearer token has expired") from None
+        except jwt.InvalidTokenError as exc:
+            raise NotAuthorizedException(f"invalid bearer token: {exc}") from None
+        role = claims.get("role")
+        if role not in ROLES:
+            raise NotAuthorizedException(f"the token's role {role!r} is not one of {ROLES}")
+        caller = Caller(subject=str(claims["sub"]), role=role, via="jwt")
+        if len(self._known) >= self.max_tokens:
+            self._known.clear()
+        self._known[token] = (caller, float(claims["exp"]))
+        return caller
+
+
 async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
     header = connection.headers.get("authorization", "")
     api_key = connection.headers.get("x-api-key", "")
@@ -77,19 +117,8 @@ async def authenticate(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller
         raise NotAuthorizedException(
             "missing credentials: send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'"
         )
-    secret: str = connection.app.state.services.settings.jwt_secret
-    try:
-        claims = jwt.decode(
-            credential, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "role"]}
-        )
-    except jwt.ExpiredSignatureError:
-        raise NotAuthorizedException("the bearer token has expired") from None
-    except jwt.InvalidTokenError as exc:
-        raise NotAuthorizedException(f"invalid bearer token: {exc}") from None
-    role = claims.get("role")
-    if role not in ROLES:
-        raise NotAuthorizedException(f"the token's role {role!r} is not one of {ROLES}")
-    return Caller(subject=str(claims["sub"]), role=role, via="jwt")
+    tokens: TokenCache = connection.app.state.services.tokens
+    return tokens.caller(credential)
 
 
 async def _from_api_key(connection: ASGIConnection[Any, Any, Any, Any], key: str) -> Caller:
@@ -105,21 +134,6 @@ async def _from_api_key(connection: ASGIConnection[Any, Any, Any, Any], key: str
     if row["revoked_at"] is not None:
         raise NotAuthorizedException("this API key was revoked")
     return Caller(subject=f"apikey:{key_id}", role=row["role"], via="api_key")
-
-
-async def role_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
-) -> None:
-    """Enforce ``opt["role"]`` of the route (routes without it are public)."""
-    needed: Role | None = handler.opt.get("role")
-    if needed is None:
-        return
-    caller = await authenticate(connection)
-    if ROLES.index(caller.role) < ROLES.index(needed):
-        raise PermissionDeniedException(
-            f"this needs the {needed} role; the caller ({caller.subject}) is {caller.role}"
-        )
-    connection.scope["state"]["caller"] = caller
 
 
 def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:

@@ -22,7 +22,7 @@ from modomo.streams.entries import ENTRY_ID
 
 
 async def job_out(svc: Services, job_id: str) -> JobOut:
-    found = await jobs.job(svc.db, job_id)
+    found = await svc.jobs.job(svc.db, job_id)
     if found is None:
         raise not_found("job", job_id)
     return found

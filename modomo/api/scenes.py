@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Controller, Request, Response, get, patch
@@ -16,9 +17,9 @@ from modomo.read import scenes
 from modomo.read.scenes import ObjectOut, SceneOut
 
 
-def _linked(svc: Services, base: str, obj: ObjectOut) -> ObjectOut:
-    obj.mask_url = svc.link(base, obj.mask_key)
-    obj.thumb_url = svc.link(base, obj.thumb_key)
+def _linked(link: Callable[[str | None], str | None], obj: ObjectOut) -> ObjectOut:
+    obj.mask_url = link(obj.mask_key)
+    obj.thumb_url = link(obj.thumb_key)
     return obj
 
 
@@ -26,7 +27,7 @@ async def object_out(svc: Services, base: str, object_id: str) -> ObjectOut:
     found = await scenes.object_(svc.db, object_id)
     if found is None:
         raise not_found("object", object_id)
-    return _linked(svc, base, found)
+    return _linked(svc.links.linker(base), found)
 
 
 class SceneController(Controller):
@@ -47,11 +48,11 @@ class SceneController(Controller):
         found = await scenes.scene(svc.db, scene_id)
         if found is None:
             raise not_found("scene", scene_id)
-        base = origin(request.scope)
-        found.original_url = base + svc.links.path(found.r2_key_original)
-        found.depth_url = svc.link(base, found.depth_key)
+        link = svc.links.linker(origin(request.scope))
+        found.original_url = link(found.r2_key_original) or ""
+        found.depth_url = link(found.depth_key)
         for obj in found.objects:
-            _linked(svc, base, obj)
+            _linked(link, obj)
         return found
 
 

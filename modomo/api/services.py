@@ -15,11 +15,13 @@ from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
 from redis.asyncio import Redis
 
+from modomo.api.auth import TokenCache
 from modomo.api.hub import JobStreamHub
 from modomo.api.links import MediaLinks, PresignCache
 from modomo.api.schemas import Accepted
 from modomo.domain.events import EventBase
 from modomo.read import progress
+from modomo.read.jobs import JobReader
 from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams.completion import JobCompletion
@@ -45,6 +47,8 @@ class Services:
     completion: JobCompletion
     links: MediaLinks
     presigned: PresignCache
+    jobs: JobReader
+    tokens: TokenCache
 
     async def append(self, events: list[EventBase]) -> Appended:
         return await self.log.append(events)
@@ -67,10 +71,6 @@ class Services:
         if await self.applied(projector, log_id):
             return None
         return Response(Accepted(event_id=event_id, log_id=log_id), status_code=202)
-
-    def link(self, origin: str, key: str | None) -> str | None:
-        """The API's link to the object ``key`` (see :mod:`modomo.api.links`)."""
-        return None if key is None else origin + self.links.path(key)
 
 
 def services(state: State) -> Services:

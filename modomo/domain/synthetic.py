@@ -74,11 +74,14 @@ def synthetic_log(
     reviews: bool = True,
     rerun: bool = True,
     workers: int = 8,
+    objects: int | None = None,
 ) -> list[EventBase]:
     """A whole log over ``scenes`` scenes, about 15 events per scene.
 
     ``workers`` scenes are in flight at once, as with that many GPU workers: their events
-    interleave, while the scenes behind them wait their turn.
+    interleave, while the scenes behind them wait their turn. ``objects`` fixes how many
+    objects each processed scene has, every one with a mask and a thumbnail (by default
+    0-6, plus sometimes one that only the labeller found).
     """
     rng = random.Random(seed)
     clock = _Clock()
@@ -110,7 +113,7 @@ def synthetic_log(
     log.append(
         JobCreated(job_id=job_id, dataset_id=dataset_id, scene_ids=tuple(scene_ids), **stamp())
     )
-    histories = [_scene_history(rng, job_id, s, failure_rate) for s in scene_ids]
+    histories = [_scene_history(rng, job_id, s, failure_rate, objects) for s in scene_ids]
     log.extend(_interleave(rng, histories, stamp, workers))
 
     if reviews:
@@ -207,14 +210,14 @@ def _interleave(
 
 
 def _scene_history(
-    rng: random.Random, job_id: str, scene_id: str, failure_rate: float
+    rng: random.Random, job_id: str, scene_id: str, failure_rate: float, count: int | None
 ) -> list[EventBase]:
     out: list[EventBase] = [SceneQueued(job_id=job_id, scene_id=scene_id)]
     errors: list[AttemptError] = []
     for attempt in (1, 2, 3):
         out.append(SceneStarted(job_id=job_id, scene_id=scene_id, attempt=attempt))
         crash_at = rng.randrange(9) if rng.random() < failure_rate else None
-        stages = _stage_events(rng, job_id, scene_id, attempt)
+        stages = _stage_events(rng, job_id, scene_id, attempt, count)
         if crash_at is None:
             out.extend(stages)
             failed_stage = rng.random() < failure_rate / 2
@@ -248,9 +251,11 @@ def _scene_history(
     return out
 
 
-def _stage_events(rng: random.Random, job_id: str, scene_id: str, attempt: int) -> list[EventBase]:
+def _stage_events(
+    rng: random.Random, job_id: str, scene_id: str, attempt: int, count: int | None = None
+) -> list[EventBase]:
     common: dict[str, Any] = {"job_id": job_id, "scene_id": scene_id, "attempt": attempt}
-    n = rng.randint(0, 6)
+    n = rng.randint(0, 6) if count is None else count
     objects = []
     for i in range(n):
         x0, y0 = rng.random() * 0.7, rng.random() * 0.7
@@ -274,7 +279,7 @@ def _stage_events(rng: random.Random, job_id: str, scene_id: str, attempt: int) 
         )
         for o in objects[:2]
     ]
-    if rng.random() < 0.5:
+    if count is None and rng.random() < 0.5:
         labels.append(
             Label(
                 object_id=extra,
