@@ -74,6 +74,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Largest scene image accepted for upload and registration."""
     write_wait_ms: int = 2000
     """How long a write waits for its projection before answering 202 instead of 200."""
+    scene_cache_size: int = 2000
+    """Scenes whose JSON the API keeps per process, checked against the read model on
+    every read (0 turns the cache off)."""
 
     max_attempts: int = 3
     """Deliveries of a scene task before it goes to the dead stream."""
@@ -147,7 +150,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(
                     f"MODOMO_{name.upper()}: must be a port number (0 turns it off)"
                 )
-        for name in ("model_seed", "torch_threads", "worker_concurrency"):
+        for name in ("model_seed", "torch_threads", "worker_concurrency", "scene_cache_size"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"MODOMO_{name.upper()}: must not be negative")
         if self.worker_max_batch < 1:

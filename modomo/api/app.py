@@ -30,6 +30,7 @@ from modomo.api.system import HealthController
 from modomo.pg import keep_session
 from modomo.pg import pool as db_pool
 from modomo.read.jobs import JobReader
+from modomo.read.scenes import SceneReader
 from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams import metrics as stream_metrics
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Litestar:
                 links=MediaLinks(media_key(settings.jwt_secret), settings.presign_ttl_s),
                 presigned=PresignCache(storage.presign_get, settings.presign_ttl_s),
                 jobs=JobReader(),
+                scenes=SceneReader(settings.scene_cache_size),
                 tokens=TokenCache(settings.jwt_secret),
             )
             gauges = asyncio.create_task(_refresh_gauges(app.state.services))

@@ -45,7 +45,7 @@ class SceneController(Controller):
     async def get_scene(
         self, scene_id: str, request: Request[Any, Any, Any], svc: Services
     ) -> SceneOut:
-        found = await scenes.scene(svc.db, scene_id)
+        found = await svc.scenes.scene(svc.db, scene_id)
         if found is None:
             raise not_found("scene", scene_id)
         link = svc.links.linker(origin(request.scope))

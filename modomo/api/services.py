@@ -22,6 +22,7 @@ from modomo.api.schemas import Accepted
 from modomo.domain.events import EventBase
 from modomo.read import progress
 from modomo.read.jobs import JobReader
+from modomo.read.scenes import SceneReader
 from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams.completion import JobCompletion
@@ -48,6 +49,7 @@ class Services:
     links: MediaLinks
     presigned: PresignCache
     jobs: JobReader
+    scenes: SceneReader
     tokens: TokenCache
 
     async def append(self, events: list[EventBase]) -> Appended:

@@ -3,7 +3,13 @@ dataset's scenes page by page.
 
 A scene comes back from PostgreSQL as one JSON document (styles, objects and their
 materials nested), built by one query and decoded by msgspec straight into
-:class:`SceneOut`. The select lists are generated from the shapes' fields, so a new
+:class:`SceneOut`. Building it costs PostgreSQL ten times a primary-key read, so
+:class:`SceneReader` keeps recent documents with the scene's ``updated_at`` (which every
+applied scene event, corrections included, moves) and asks PostgreSQL for the document
+only when that has changed: one round trip either way. A kept document is also renewed
+after ``ttl_s``, so two changes stamped with the same microsecond are never hidden long.
+
+The select lists are generated from the shapes' fields, so a new
 output field whose column has the same name needs no query change; a field fed by a
 column of another name, or by an expression, is listed in the ``renamed`` arguments.
 URL fields come back empty: the caller links them (signing is not the read side's job).
@@ -11,7 +17,10 @@ URL fields come back empty: the caller links them (signing is not the read side'
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
+from time import monotonic
 from typing import Any
 
 import msgspec
@@ -147,6 +156,12 @@ SCENE_QUERY = (
     f"SELECT row_to_json(x)::text FROM (SELECT {select_list(_SCENE_COLUMNS)} "
     "FROM scenes s WHERE s.scene_id = $1) x"
 )
+SCENE_IF_CHANGED_QUERY = (
+    "SELECT s.updated_at, CASE WHEN s.updated_at IS NOT DISTINCT FROM $2 THEN NULL ELSE "
+    f"(SELECT row_to_json(x) FROM (SELECT {select_list(_SCENE_COLUMNS)}) x)::text END AS doc "
+    "FROM scenes s WHERE s.scene_id = $1"
+)
+"""The scene's version and, unless the caller's copy (``$2``) is current, its document."""
 OBJECT_QUERY = f"SELECT row_to_json(x)::text FROM ({_OBJECTS_SELECT} WHERE o.object_id = $1) x"
 _SUMMARY_COLUMNS = select_list(columns_of(SceneSummary.__struct_fields__, "s"))
 
@@ -160,6 +175,49 @@ async def scene(conn: Conn, scene_id: str) -> SceneOut | None:
     there is no such scene."""
     found = await conn.fetchval(SCENE_QUERY, scene_id)
     return None if found is None else _scene.decode(found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    version: datetime | None
+    at: float
+    doc: bytes
+
+
+class SceneReader:
+    """Reads scenes, keeping the documents of the last ``max_scenes`` read (0: none)."""
+
+    def __init__(
+        self, max_scenes: int = 2000, ttl_s: float = 10.0, clock: Callable[[], float] = monotonic
+    ) -> None:
+        self.max_scenes = max_scenes
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._kept: dict[str, _Kept] = {}
+
+    async def scene(self, conn: Conn, scene_id: str) -> SceneOut | None:
+        """As :func:`scene`, always as the read model has it now. A fresh Struct each
+        time: callers may fill in its URLs."""
+        if not self.max_scenes:
+            return await scene(conn, scene_id)
+        now = self._clock()
+        kept = self._kept.get(scene_id)
+        if kept is not None and now - kept.at >= self.ttl_s:
+            kept = None
+        row = await conn.fetchrow(
+            SCENE_IF_CHANGED_QUERY, scene_id, None if kept is None else kept.version
+        )
+        if row is None:
+            self._kept.pop(scene_id, None)
+            return None
+        if row["doc"] is not None:
+            kept = _Kept(row["updated_at"], now, row["doc"].encode())
+            if len(self._kept) >= self.max_scenes:
+                for old in list(self._kept)[: max(1, self.max_scenes // 2)]:
+                    del self._kept[old]
+            self._kept[scene_id] = kept
+        assert kept is not None  # the document came, or the kept one is current
+        return _scene.decode(kept.doc)
 
 
 async def object_(conn: Conn, object_id: str) -> ObjectOut | None:
