@@ -80,20 +80,19 @@ class Subscription:
 
     feed: _Feed
     cursor: int
+    beat: int
 
-    async def next(self, timeout_s: float) -> list[Entry] | None:
-        """Entries not taken yet, waiting up to ``timeout_s`` for one (None if none came).
+    async def next(self) -> list[Entry] | None:
+        """Entries not taken yet, waiting for one; None when a keep-alive is due first.
 
         Raises :class:`Overflowed` when they were dropped before this client took them.
         """
         feed = self.feed
-        if self.cursor >= feed.end:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    while self.cursor >= feed.end:
-                        await feed.arrived.wait()
-            except TimeoutError:
+        while self.cursor >= feed.end:
+            if self.beat != feed.beat:
+                self.beat = feed.beat
                 return None
+            await feed.arrived.wait()
         if self.cursor < feed.start:
             raise Overflowed
         taken = feed.entries[self.cursor - feed.start :]
@@ -111,15 +110,20 @@ class _Feed:
     start: int = 0
     """Sequence number of ``entries[0]`` (cursors count entries since the feed began)."""
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    beat: int = 0
+    """Counts keep-alive periods: one timer for every client, not a timeout per wait."""
 
     @property
     def end(self) -> int:
         return self.start + len(self.entries)
 
-    def add(self, entries: list[Entry], max_behind: int) -> None:
-        self.entries.extend(entries)
+    def wake(self) -> None:
         self.arrived.set()
         self.arrived.clear()  # the waiters are woken already; later ones wait again
+
+    def add(self, entries: list[Entry], max_behind: int) -> None:
+        self.entries.extend(entries)
+        self.wake()
         if len(self.entries) > 256:
             lowest = min((s.cursor for s in self.subscribers), default=self.end)
             drop = max(lowest, self.end - max_behind) - self.start
@@ -132,12 +136,19 @@ class JobStreamHub:
     """Watched job streams and the one task that reads them all."""
 
     def __init__(
-        self, redis: Redis, keys: Keys, block_ms: int = 5000, max_behind: int = 10_000
+        self,
+        redis: Redis,
+        keys: Keys,
+        block_ms: int = 5000,
+        max_behind: int = 10_000,
+        keep_alive_s: float = 15.0,
     ) -> None:
         self.redis = redis
         self.keys = keys
         self.block_ms = block_ms
         self.max_behind = max_behind
+        self.keep_alive_s = keep_alive_s
+        self._beating: asyncio.TimerHandle | None = None
         self.wake_key = f"{keys.prefix}:api:wake:{uuid.uuid4().hex}"
         self._wake_position = "0-0"
         self._feeds: dict[str, _Feed] = {}
@@ -169,8 +180,10 @@ class JobStreamHub:
         fresh = feed is None
         if feed is None:
             feed = self._feeds[job_id] = _Feed(self.keys.job_events(job_id), last_id)
-        sub = Subscription(feed, feed.end)
+        sub = Subscription(feed, feed.end, feed.beat)
         feed.subscribers.add(sub)
+        if self._beating is None:
+            self._beating = asyncio.get_running_loop().call_later(self.keep_alive_s, self._beat)
         try:
             if self._task is None or self._task.done():
                 self._task = asyncio.create_task(self._read())
@@ -181,6 +194,15 @@ class JobStreamHub:
             feed.subscribers.discard(sub)
             if not feed.subscribers and self._feeds.get(job_id) is feed:
                 del self._feeds[job_id]
+
+    def _beat(self) -> None:
+        """Every keep-alive period: wake every client, to send a keep-alive if idle."""
+        self._beating = None
+        for feed in self._feeds.values():
+            feed.beat += 1
+            feed.wake()
+        if self._feeds:
+            self._beating = asyncio.get_running_loop().call_later(self.keep_alive_s, self._beat)
 
     async def page(self, job_id: str, after: str, count: int) -> list[Entry]:
         """Up to ``count`` entries of the job's stream after ``after``: one bounded read."""
@@ -238,6 +260,8 @@ class JobStreamHub:
         self._task = None
 
     async def close(self) -> None:
+        if self._beating is not None:
+            self._beating.cancel()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -28,7 +28,6 @@ from modomo.api import metrics
 from modomo.api.hub import KEEP_ALIVE, Entry, JobStreamHub, Overflowed, frame_entry
 from modomo.streams.entries import parse_id
 
-KEEP_ALIVE_S = 15.0
 HISTORY_PAGE = 200
 """Entries per history read: a bounded read, and one write to the client."""
 
@@ -54,6 +53,15 @@ async def stream_info(hub: JobStreamHub, job_id: str) -> StreamInfo | None:
         entry = frame_entry(entry_id, [k for kv in fields.items() for k in kv])
     deleted = info.get("max-deleted-entry-id") or b"0-0"  # absent before Redis 7
     return StreamInfo(last=entry, max_deleted=parse_id(deleted))
+
+
+def _after(entries: list[Entry], sent: tuple[int, int]) -> list[Entry]:
+    """The entries not sent yet, up to and including the job's end if it is among them."""
+    fresh = [e for e in entries if e.key > sent]
+    for i, entry in enumerate(fresh):
+        if entry.ends_job:
+            return fresh[: i + 1]
+    return fresh
 
 
 def _gap(after: str, max_deleted: tuple[int, int]) -> bytes:
@@ -88,21 +96,21 @@ async def follow(
             ended = tail_ends
             while not ended:
                 try:
-                    entries = await sub.next(KEEP_ALIVE_S)
+                    entries = await sub.next()
                 except Overflowed:
                     return  # the client reconnects with Last-Event-ID and misses nothing
                 if entries is None:
                     yield KEEP_ALIVE
                     continue
-                fresh = []
-                for entry in entries:
-                    if entry.key > sent:
-                        fresh.append(entry.frame)
-                        sent = entry.key
-                        if entry.ends_job:
-                            ended = True
-                            break
-                if fresh:
-                    yield b"".join(fresh)
+                if entries[0].key <= sent or any(e.ends_job for e in entries):
+                    entries = _after(entries, sent)
+                    ended = bool(entries) and entries[-1].ends_job
+                if entries:
+                    sent = entries[-1].key
+                    yield (
+                        entries[0].frame
+                        if len(entries) == 1
+                        else b"".join(e.frame for e in entries)
+                    )
     finally:
         metrics.SSE_CLIENTS.dec()
