@@ -133,13 +133,17 @@ class _Feed:
 
 
 class JobStreamHub:
-    """Watched job streams and the one task that reads them all."""
+    """Watched job streams and the one task that reads them all.
+
+    ``block_ms`` stays under the Redis client's socket timeout (5 s by default), which
+    also bounds a blocking read.
+    """
 
     def __init__(
         self,
         redis: Redis,
         keys: Keys,
-        block_ms: int = 5000,
+        block_ms: int = 2000,
         max_behind: int = 10_000,
         keep_alive_s: float = 15.0,
     ) -> None:

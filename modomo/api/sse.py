@@ -10,9 +10,10 @@
   an operator reopened goes on past its earlier one), or at once when the client resumes
   after it. A job started elsewhere than ``POST /jobs`` has no ``job_done``: its stream
   stays open, with keep-alives, until the client leaves.
-- **Trimmed history.** When entries after the client's position were deleted from the
-  stream (trimmed), the first message says so: ``event: gap`` with the last deleted id,
-  and no ``id:`` of its own; then the stream goes on from the oldest entry left.
+- **Trimmed history.** When entries after the client's position may have been removed
+  from the stream (trimmed from its head past that position, or deleted), the first
+  message says so: ``event: gap`` with the client's position and the oldest entry left,
+  and no ``id:`` of its own; then the stream goes on from that entry.
 """
 
 from __future__ import annotations
@@ -37,22 +38,37 @@ class StreamInfo:
     """What one ``XINFO STREAM`` tells about a job stream when a client connects."""
 
     last: Entry | None
+    first: str | None
+    trimmed: bool
+    """Entries were removed from the head (XTRIM), so the first is not the first written."""
     max_deleted: tuple[int, int]
+    """The last entry removed by XDEL (Redis 7; XTRIM leaves it alone)."""
+
+    def missed(self, sent: tuple[int, int]) -> bool:
+        """Whether a client that has everything up to ``sent`` may have lost entries."""
+        if self.max_deleted > sent:
+            return True
+        return self.trimmed and self.first is not None and parse_id(self.first) > sent
 
 
 async def stream_info(hub: JobStreamHub, job_id: str) -> StreamInfo | None:
-    """The stream's last entry and last deleted id; None when there is no such stream."""
+    """The stream's ends and what was removed from it; None when there is no such stream."""
     try:
         info: Any = await hub.redis.xinfo_stream(hub.keys.job_events(job_id))
     except ResponseError:
         return None
-    last = info.get("last-entry")
+    last, first = info.get("last-entry"), info.get("first-entry")
     entry = None
     if last:
         entry_id, fields = last
         entry = frame_entry(entry_id, [k for kv in fields.items() for k in kv])
-    deleted = info.get("max-deleted-entry-id") or b"0-0"  # absent before Redis 7
-    return StreamInfo(last=entry, max_deleted=parse_id(deleted))
+    added, length = info.get("entries-added"), info.get("length")  # Redis 7
+    return StreamInfo(
+        last=entry,
+        first=first[0].decode() if first else None,
+        trimmed=added is not None and length is not None and int(added) > int(length),
+        max_deleted=parse_id(info.get("max-deleted-entry-id") or b"0-0"),
+    )
 
 
 def _after(entries: list[Entry], sent: tuple[int, int]) -> list[Entry]:
@@ -64,10 +80,8 @@ def _after(entries: list[Entry], sent: tuple[int, int]) -> list[Entry]:
     return fresh
 
 
-def _gap(after: str, max_deleted: tuple[int, int]) -> bytes:
-    data = msgspec.json.encode(
-        {"type": "gap", "after": after, "deleted_up_to": f"{max_deleted[0]}-{max_deleted[1]}"}
-    )
+def _gap(after: str, info: StreamInfo) -> bytes:
+    data = msgspec.json.encode({"type": "gap", "after": after, "first": info.first})
     return b"event: gap\r\ndata: %s\r\n\r\n" % data
 
 
@@ -80,8 +94,8 @@ async def follow(
     metrics.SSE_CLIENTS.inc()
     try:
         async with hub.subscribe(job_id, last.id if last else "0-0") as sub:
-            if info.max_deleted > sent:
-                yield _gap(after, info.max_deleted)
+            if info.missed(sent):
+                yield _gap(after, info)
             if last is not None and last.ends_job and last.key <= sent:
                 return  # resumed after the job's end: nothing more will come
             position, tail_ends = after, False

@@ -33,6 +33,12 @@ from modomo.storage import Storage
 from modomo.streams.worker import TaskContext
 from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
 
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
+    b"\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
+    b"\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
 
 @dataclass
 class Api:
@@ -138,3 +144,29 @@ async def pipeline_handler(ctx: TaskContext) -> Sequence[EventBase]:
         )
     )
     return [SceneCompleted(**common, status="ok", objects=1, avg_conf=0.8)]
+
+
+async def dataset_with_scenes(api: Api, n: int = 2) -> tuple[str, list[str]]:
+    async with api.client() as client:
+        created = await client.post("/datasets", json={"name": "rooms"})
+        assert created.status_code == 201, created.text
+        dataset_id = created.json()["dataset_id"]
+        files = [
+            {"filename": f"r{i}.png", "content_type": "image/png", "size_bytes": len(PNG)}
+            for i in range(n)
+        ]
+        presigned = await client.post(f"/datasets/{dataset_id}/presign", json={"files": files})
+        assert presigned.status_code == 200, presigned.text
+        uploads = presigned.json()["uploads"]
+        async with httpx.AsyncClient() as plain:
+            for upload in uploads:
+                put = await plain.put(upload["url"], content=PNG, headers=upload["headers"])
+                assert put.status_code == 200, put.text
+        scene_ids = [u["scene_id"] for u in uploads]
+        registered = await client.post(
+            f"/datasets/{dataset_id}/register-scenes",
+            json={"scenes": [{"scene_id": s} for s in scene_ids]},
+        )
+        assert registered.status_code == 200, registered.text
+        assert sorted(registered.json()["registered"]) == sorted(scene_ids)
+    return dataset_id, scene_ids

@@ -15,16 +15,16 @@ from redis.asyncio import Redis
 from modomo.api.auth import create_api_key
 from modomo.projections import db
 from modomo.settings import Settings
-from tests.integration.api_support import Api, pipeline_handler, running_api
+from tests.integration.api_support import (
+    PNG,
+    Api,
+    dataset_with_scenes,
+    pipeline_handler,
+    running_api,
+)
 from tests.integration.support import running
 
 pytestmark = pytest.mark.integration
-
-PNG = (
-    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
-    b"\x00\x90wS\xde\x00\x00\x00\x0cIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N"
-    b"\x00\x00\x00\x00IEND\xaeB`\x82"
-)
 
 
 @pytest.fixture
@@ -33,34 +33,8 @@ async def api(db_settings: Settings, s3_endpoint: str) -> AsyncIterator[Api]:
         yield running_
 
 
-async def _dataset_with_scenes(api: Api, n: int = 2) -> tuple[str, list[str]]:
-    async with api.client() as client:
-        created = await client.post("/datasets", json={"name": "rooms"})
-        assert created.status_code == 201, created.text
-        dataset_id = created.json()["dataset_id"]
-        files = [
-            {"filename": f"r{i}.png", "content_type": "image/png", "size_bytes": len(PNG)}
-            for i in range(n)
-        ]
-        presigned = await client.post(f"/datasets/{dataset_id}/presign", json={"files": files})
-        assert presigned.status_code == 200, presigned.text
-        uploads = presigned.json()["uploads"]
-        async with httpx.AsyncClient() as plain:
-            for upload in uploads:
-                put = await plain.put(upload["url"], content=PNG, headers=upload["headers"])
-                assert put.status_code == 200, put.text
-        scene_ids = [u["scene_id"] for u in uploads]
-        registered = await client.post(
-            f"/datasets/{dataset_id}/register-scenes",
-            json={"scenes": [{"scene_id": s} for s in scene_ids]},
-        )
-        assert registered.status_code == 200, registered.text
-        assert sorted(registered.json()["registered"]) == sorted(scene_ids)
-    return dataset_id, scene_ids
-
-
 async def test_presigned_upload_flow_against_a_real_s3_server(api: Api) -> None:
-    dataset_id, scene_ids = await _dataset_with_scenes(api, 3)
+    dataset_id, scene_ids = await dataset_with_scenes(api, 3)
     async with api.client() as client:
         again = await client.post(
             f"/datasets/{dataset_id}/register-scenes",
@@ -133,7 +107,7 @@ async def _read_sse(response: httpx.Response, limit: int | None = None) -> list[
 
 
 async def test_job_sse_reconnect_history_and_the_read_side(redis: Redis, api: Api) -> None:
-    dataset_id, scene_ids = await _dataset_with_scenes(api, 3)
+    dataset_id, scene_ids = await dataset_with_scenes(api, 3)
     settings = api.settings
     async with api.client() as client:
         job = await client.post(
@@ -297,7 +271,7 @@ async def test_bad_input_is_a_clear_4xx(
 async def test_bad_last_event_id_and_health_when_redis_is_down(
     api: Api, db_settings: Settings, s3_endpoint: str
 ) -> None:
-    dataset_id, _ = await _dataset_with_scenes(api, 1)
+    dataset_id, _ = await dataset_with_scenes(api, 1)
     async with api.client() as client:
         job_id = (await client.post("/jobs", json={"dataset_id": dataset_id})).json()["job_id"]
         bad = await client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": "abc"})
