@@ -115,6 +115,9 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+_WRK = ("wrk", "-t1", "--latency")
+
+
 def wrk(base: str, paths: list[str], token: str | None, duration: int, connections: int) -> Load:
     """``wrk -t1`` over ``paths`` in turn; requests/s, p50, p99, non-2xx/3xx count."""
     lua = "local paths = {" + ", ".join(f'"{p}"' for p in paths) + "}\nlocal n = 0\n"
@@ -127,8 +130,7 @@ def wrk(base: str, paths: list[str], token: str | None, duration: int, connectio
         script.write(lua)
         script.flush()
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name]
-            + [base + paths[0]],
+            [*_WRK, f"-c{connections}", f"-d{duration}s", "-s", script.name, base + paths[0]],
             capture_output=True,
             text=True,
             check=True,
@@ -180,7 +182,8 @@ async def sse_run(spec: dict[str, Any], appender: Any, settle_s: float = 2.0) ->
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
     )
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     out_file = Path(tempfile.mkstemp(prefix="modomo-sse-", suffix=".json")[1])
     proc.stdin.write(msgspec.json.encode(spec | {"out": str(out_file)}))
     proc.stdin.close()
@@ -191,8 +194,8 @@ async def sse_run(spec: dict[str, Any], appender: Any, settle_s: float = 2.0) ->
     await appender()
     if await asyncio.wait_for(proc.wait(), 900) != 0:
         raise SystemExit(f"the SSE clients failed (exit {proc.returncode})")
-    result: dict[str, Any] = msgspec.json.decode(out_file.read_bytes())
-    out_file.unlink()
+    result: dict[str, Any] = msgspec.json.decode(await asyncio.to_thread(out_file.read_bytes))
+    await asyncio.to_thread(out_file.unlink)
     return result
 
 
@@ -217,9 +220,12 @@ async def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each SSE fan-out row")
     parser.add_argument("--sse-events", type=int, default=20)
     parser.add_argument("--live-scenes", type=int, default=48, help="0 skips the live job")
-    parser.add_argument("--rest-only", action="store_true", help="skip every SSE row")
+    parser.add_argument(
+        "--parts", default="rest,sse,live", help="which of rest, sse, live to run (default all)"
+    )
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
     if shutil.which("wrk") is None:
         raise SystemExit("bench/api.py drives the load with wrk: apt-get install wrk")
     settings = scratch_settings(
@@ -255,65 +261,86 @@ async def main(argv: Sequence[str] | None = None) -> None:
         token = issue_token(settings.jwt_secret, "bench", "viewer", 3600)
         env = settings_env(settings) | {"PYTHONPATH": str(ROOT)}
 
-        floor_port = free_port()
-        floor = f"http://127.0.0.1:{floor_port}"
-        with _server(
-            [sys.executable, str(BENCH / "floor.py"), "--port", str(floor_port)]
-            + ["--database-url", settings.database_url, "--schema", schema]
-            + ["--job-id", job_ids[0]],
-            env,
-            f"{floor}/const",
-            logs / "floor.log",
-        ):
-            for label, path in (
-                ("floor: constant JSON", "/const"),
-                ("floor: one fetchrow", "/row"),
-            ):
-                wrk(floor, [path], None, 2, args.connections)  # warm up
-                rows.append((label, wrk(floor, [path], None, args.duration, args.connections)))
-
-        api = f"http://127.0.0.1:{settings.api_port}"
-        async with httpx.AsyncClient(
-            base_url=api, headers={"Authorization": f"Bearer {token}"}
-        ) as c:
-            for workers in (1, 2):
-                with _server(
-                    [sys.executable, "-m", "modomo.cli", "api", "--workers", str(workers)],
-                    env,
-                    f"{api}/health",
-                    logs / "api.log",
-                ) as pid:
-                    media = [
-                        o["thumb_url"].removeprefix(api)
-                        for o in (await c.get(f"/scenes/{scenes[0]}")).json()["objects"]
-                    ]
-                    routes = {
-                        "GET /scenes/:id (13 objects)": [f"/scenes/{s}" for s in scenes],
-                        "GET /datasets/:id/scenes (100)": [
-                            f"/datasets/{dataset_id}/scenes?limit=100"
-                        ],
-                        "GET /jobs/:id": [f"/jobs/{j}" for j in job_ids],
-                    }
-                    if workers == 1:
-                        routes["GET /media/:key (302)"] = media
-                    else:
-                        del routes["GET /datasets/:id/scenes (100)"]
-                    for label, paths in routes.items():
-                        wrk(api, paths, token, 2, args.connections)
-                        rows.append(
-                            (
-                                f"{label}, {workers} process{'es' if workers > 1 else ''}",
-                                wrk(api, paths, token, args.duration, args.connections),
-                            )
-                        )
-                    if workers == 1 and not args.rest_only:
-                        sse += await _sse_rows(args, settings, redis, log, token, pid)
-        if args.live_scenes and not args.rest_only:
+        if "rest" in parts:
+            rows += await _rest_rows(args, settings, env, logs, scenes, job_ids, dataset_id, token)
+        if "sse" in parts:
+            api = f"http://127.0.0.1:{settings.api_port}"
+            cmd = [sys.executable, "-m", "modomo.cli", "api"]
+            with _server(cmd, env, f"{api}/health", logs / "api.log") as pid:
+                sse += await _sse_rows(args, settings, redis, log, token, pid)
+        if args.live_scenes and "live" in parts:
             sse += await _live_job(args, settings, redis, token, logs)
     finally:
         await clean(settings, redis, admin)
         shutil.rmtree(logs, ignore_errors=True)
     _print(args, rows, sse)
+
+
+_API_RUNS = (
+    (1, "2000", "1 process"),
+    (1, "0", "1 process, no kept documents"),
+    (2, "2000", "2 processes"),
+)
+"""(workers, MODOMO_SCENE_CACHE_SIZE, label) of each API run."""
+
+
+async def _rest_rows(
+    args: argparse.Namespace,
+    settings: Settings,
+    env: dict[str, str],
+    logs: Path,
+    scenes: list[str],
+    job_ids: list[str],
+    dataset_id: str,
+    token: str,
+) -> list[tuple[str, Load]]:
+    rows: list[tuple[str, Load]] = []
+    floor_port = free_port()
+    floor = f"http://127.0.0.1:{floor_port}"
+    with _server(
+        [
+            *(sys.executable, str(BENCH / "floor.py"), "--port", str(floor_port)),
+            *("--database-url", settings.database_url, "--schema", settings.db_schema),
+            *("--job-id", job_ids[0]),
+        ],
+        env,
+        f"{floor}/const",
+        logs / "floor.log",
+    ):
+        for label, path in (("floor: constant JSON", "/const"), ("floor: one fetchrow", "/row")):
+            wrk(floor, [path], None, 2, args.connections)  # warm up
+            rows.append((label, wrk(floor, [path], None, args.duration, args.connections)))
+    api = f"http://127.0.0.1:{settings.api_port}"
+    scene_paths = [f"/scenes/{s}" for s in scenes]
+    job_paths = [f"/jobs/{j}" for j in job_ids]
+    page = [f"/datasets/{dataset_id}/scenes?limit=100"]
+    async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {token}"}) as c:
+        for workers, cache, label in (
+            (1, "2000", "1 process"),
+            (1, "0", "1 process, cache off"),
+            (2, "2000", "2 processes"),
+        ):
+            cmd = [sys.executable, "-m", "modomo.cli", "api", "--workers", str(workers)]
+            run_env = env | {"MODOMO_SCENE_CACHE_SIZE": cache}
+            with _server(cmd, run_env, f"{api}/health", logs / "api.log"):
+                objects = (await c.get(scene_paths[0])).json()["objects"]
+                routes = {"GET /scenes/:id (13 objects)": scene_paths}
+                if cache != "0":
+                    routes["GET /jobs/:id"] = job_paths
+                if workers == 1 and cache != "0":
+                    routes["GET /datasets/:id/scenes (100)"] = page
+                    routes["GET /media/:key (302)"] = [
+                        o["thumb_url"].removeprefix(api) for o in objects
+                    ]
+                for route, paths in routes.items():
+                    wrk(api, paths, token, 2, args.connections)  # warm up
+                    rows.append(
+                        (
+                            f"{route}, {label}",
+                            wrk(api, paths, token, args.duration, args.connections),
+                        )
+                    )
+    return rows
 
 
 async def _sse_rows(
@@ -474,21 +501,31 @@ async def _live_job(
 def _print(
     args: argparse.Namespace, rows: list[tuple[str, Load]], sse: list[tuple[str, str]]
 ) -> None:
-    floor = next(load for label, load in rows if label == "floor: one fetchrow")
+    floor = next((load for label, load in rows if label == "floor: one fetchrow"), None)
+    if floor is not None:
+        _print_rest(args, rows, floor)
+    _print_sse(sse)
+
+
+def _print_rest(args: argparse.Namespace, rows: list[tuple[str, Load]], floor: Load) -> None:
     print(
         f"\nREST: wrk -t1 -c{args.connections} -d{args.duration}s on loopback, one run; "
         "ratios against the floor for a read (bare Litestar + one fetchrow)\n"
     )
-    print(
-        f"| {'route':<44} | {'req/s':>7} | {'p50 ms':>6} | {'p99 ms':>6} | {'req/s vs floor':>14} | {'p99 vs floor':>12} |"
-    )
-    print(f"| {'-' * 44} | {'-' * 7}: | {'-' * 6}: | {'-' * 6}: | {'-' * 14}: | {'-' * 12}: |")
+    heads = ("route", "req/s", "p50 ms", "p99 ms", "req/s vs floor", "p99 vs floor")
+    print(f"| {heads[0]:<60} | " + " | ".join(f"{h:>7}" for h in heads[1:]) + " |")
+    print(f"| {'-' * 60} | " + " | ".join(f"{'-' * max(6, len(h) - 1)}:" for h in heads[1:]) + " |")
     for label, load in rows:
         bad = f" ({load.bad} bad)" if load.bad else ""
         print(
-            f"| {label + bad:<44} | {load.rate:>7,.0f} | {load.p50_ms:>6.1f} | {load.p99_ms:>6.1f} "
+            f"| {label + bad:<60} | {load.rate:>7,.0f} | {load.p50_ms:>7.1f} | {load.p99_ms:>7.1f} "
             f"| {load.rate / floor.rate:>14.0%} | {load.p99_ms / floor.p99_ms:>11.1f}x |"
         )
+
+
+def _print_sse(sse: list[tuple[str, str]]) -> None:
+    if not sse:
+        return
     print(
         "\nSSE: clients in a separate process (bench/sse_clients.py, raw sockets on uvloop); "
         "delay = receipt time - the event's `at` (stamped just before its append)\n"

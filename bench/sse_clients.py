@@ -11,8 +11,8 @@ the receipt time minus the event's ``at`` (stamped just before the append, on th
 machine's clock). A client is done after ``live`` live deliveries, or at ``job_done``.
 
 Prints ``ready`` once every client has its ``200`` (the appender waits for it), then
-writes one JSON document to the spec's ``out`` file: delays, how many clients were cut off (the server closed first), history
-messages each received and how long that took.
+writes one JSON document to the spec's ``out`` file: delays, how many clients were cut
+off (the server closed first), history messages each received and how long that took.
 """
 
 from __future__ import annotations
@@ -52,7 +52,8 @@ class Client(asyncio.Protocol):
         self.transport = transport  # uvloop's, not an asyncio.Transport
         transport.write(
             f"GET /jobs/{self.job_id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: Bearer {self.owner.token}\r\nAccept: text/event-stream\r\n\r\n".encode()
+            f"Authorization: Bearer {self.owner.token}\r\n"
+            "Accept: text/event-stream\r\n\r\n".encode()
         )
 
     def data_received(self, data: bytes) -> None:

@@ -95,6 +95,8 @@ def s3_server(settings: Settings, state: Path) -> Iterator[None]:
             "-webdav=false",
             "-admin.ui=false",
             "-master.telemetry=false",
+            # Its other servers on free ports: another SeaweedFS on this machine is no clash.
+            *(f"-{name}.port={free_port()}" for name in ("master", "volume", "filer")),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
