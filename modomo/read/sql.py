@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+V = TypeVar("V")
 
 
 class Conn(Protocol):
@@ -44,3 +46,12 @@ def json_array(select: str, order_by: str) -> str:
     """A scalar subquery: the rows of ``select`` (aliased ``x``) as a JSON array, ``[]``
     when there are none."""
     return f"(SELECT coalesce(json_agg(x ORDER BY {order_by}), '[]') FROM ({select}) x)"
+
+
+def remember(store: dict[str, V], key: str, value: V, limit: int) -> None:
+    """Put ``value`` in a cache of at most ``limit`` entries, dropping the older half
+    (by insertion) when it is full: cheaper than an LRU, and enough for a read cache."""
+    if key not in store and len(store) >= limit:
+        for old in list(store)[: max(1, limit // 2)]:
+            del store[old]
+    store[key] = value
