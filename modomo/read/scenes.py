@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from modomo.read.sql import Conn, Params, columns_of, json_array, select_list
+from modomo.read.sql import Conn, Params, columns_of, json_array, remember, select_list
 
 
 class MaterialOut(msgspec.Struct, kw_only=True, gc=False):
@@ -212,10 +212,7 @@ class SceneReader:
             return None
         if row["doc"] is not None:
             kept = _Kept(row["updated_at"], now, row["doc"].encode())
-            if len(self._kept) >= self.max_scenes:
-                for old in list(self._kept)[: max(1, self.max_scenes // 2)]:
-                    del self._kept[old]
-            self._kept[scene_id] = kept
+            remember(self._kept, scene_id, kept, self.max_scenes)
         assert kept is not None  # the document came, or the kept one is current
         return _scene.decode(kept.doc)
 
