@@ -35,10 +35,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import msgspec
+import psutil
 from redis.asyncio import Redis
 from scratch import clean, scratch_settings
 
@@ -61,6 +63,15 @@ BENCH = Path(__file__).resolve().parent
 def _percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def _redis_connections(pid: int, settings: Settings) -> int:
+    """TCP connections to Redis held by the API process ``pid`` and its children."""
+    port = urlsplit(settings.redis_url).port or 6379
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(
+        1 for p in procs for c in p.net_connections("tcp") if c.raddr and c.raddr.port == port
+    )
 
 
 def _rss_mb(pid: int) -> float:
@@ -268,6 +279,9 @@ async def main(argv: Sequence[str] | None = None) -> None:
             cmd = [sys.executable, "-m", "modomo.cli", "api"]
             with _server(cmd, env, f"{api}/health", logs / "api.log") as pid:
                 sse += await _sse_rows(args, settings, redis, log, token, pid)
+            with _server([*cmd, "--workers", "2"], env, f"{api}/health", logs / "api.log") as pid:
+                label, text = await _fanout(settings, log, token, pid, 1000, 1, args.sse_events, 1)
+                sse.append((label.replace(", run 1", ", 2 API processes"), text))
         if args.live_scenes and "live" in parts:
             sse += await _live_job(args, settings, redis, token, logs)
     finally:
@@ -343,6 +357,40 @@ async def _rest_rows(
     return rows
 
 
+async def _fanout(
+    settings: Settings,
+    log: EventLog,
+    token: str,
+    pid: int,
+    clients: int,
+    jobs: int,
+    events: int,
+    run: int,
+) -> tuple[str, str]:
+    """``clients`` spread over ``jobs`` new jobs; ``events`` appended to each, 100 ms apart."""
+    job_ids = [str(uuid.uuid4()) for _ in range(jobs)]
+    await log.append([JobCreated(job_id=j, dataset_id="d", scene_ids=("x",)) for j in job_ids])
+    targets = [job_ids[i % jobs] for i in range(clients)]
+    redis_before = _redis_connections(pid, settings)
+    during: list[int] = []
+    append = _live_events(job_ids, events, 0.1, log)
+
+    async def measured() -> None:
+        await append()
+        during.append(_redis_connections(pid, settings))
+
+    result = await sse_run(
+        {"port": settings.api_port, "token": token, "jobs": targets, "live": events}, measured
+    )
+    d = result["delays"]
+    return (
+        f"{clients} clients on {jobs} job{'s' if jobs > 1 else ''}, run {run}",
+        f"{len(d):,} of {clients * events:,} delivered; p50 {_percentile(d, 0.5):.1f} "
+        f"ms, p99 {_percentile(d, 0.99):.1f} ms, max {max(d, default=0):.0f} ms; "
+        f"the API's Redis connections {redis_before} idle, {during[0]} with them",
+    )
+
+
 async def _sse_rows(
     args: argparse.Namespace,
     settings: Settings,
@@ -356,26 +404,7 @@ async def _sse_rows(
     events = args.sse_events
     for clients, jobs in ((1000, 1), (200, 200)):
         for run in range(args.runs):
-            job_ids = [str(uuid.uuid4()) for _ in range(jobs)]
-            await log.append(
-                [JobCreated(job_id=j, dataset_id="d", scene_ids=("x",)) for j in job_ids]
-            )
-            targets = [job_ids[i % jobs] for i in range(clients)]
-            redis_before = len(await redis.client_list())
-            result = await sse_run(
-                {"port": port, "token": token, "jobs": targets, "live": events},
-                _live_events(job_ids, events, 0.1, log),
-            )
-            redis_with = len(await redis.client_list())
-            d = result["delays"]
-            out.append(
-                (
-                    f"{clients} clients on {jobs} job{'s' if jobs > 1 else ''}, run {run + 1}",
-                    f"{len(d):,} of {clients * events:,} delivered; p50 {_percentile(d, 0.5):.1f} "
-                    f"ms, p99 {_percentile(d, 0.99):.1f} ms, max {max(d, default=0):.0f} ms; "
-                    f"Redis connections {redis_before} -> {redis_with}",
-                )
-            )
+            out.append(await _fanout(settings, log, token, pid, clients, jobs, events, run + 1))
     # 200 clients join a 300-scene job midway: its history so far, then live events.
     history = synthetic_log(11, 300, rerun=False, reviews=False)
     job = next(e for e in history if isinstance(e, JobCreated))

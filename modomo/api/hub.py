@@ -153,7 +153,7 @@ class JobStreamHub:
         self.max_behind = max_behind
         self.keep_alive_s = keep_alive_s
         self._beating: asyncio.TimerHandle | None = None
-        self.wake_key = f"{keys.prefix}:api:wake:{uuid.uuid4().hex}"
+        self.wake_key = keys.api_wake(uuid.uuid4().hex)
         self._wake_position = "0-0"
         self._feeds: dict[str, _Feed] = {}
         self._task: asyncio.Task[None] | None = None

@@ -59,6 +59,10 @@ class Keys:
         """Set: scenes of the job that have ended, whatever the outcome."""
         return f"{self.prefix}:jobs:ended:{job_id}"
 
+    def api_wake(self, process: str) -> str:
+        """Stream of one entry (with a TTL) that wakes one API process's SSE reader."""
+        return f"{self.prefix}:api:wake:{process}"
+
     @property
     def dead_by_reason(self) -> str:
         """Hash: how many tasks went dead for each reason since the stream was created."""
