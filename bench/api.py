@@ -509,7 +509,7 @@ async def _live_job(
                 "token": token,
                 "jobs": [job_id] * 500,
                 "live": 10**9,
-                "marker": "scene_done",
+                "pattern": "event: scene_done",
                 "timeout_s": 900,
             },
             nothing,

@@ -1,14 +1,16 @@
 """Many SSE clients in one process: the load generator of ``bench/api.py``'s SSE rows.
 
-    echo '{"port": P, "token": T, "jobs": [...], "live": N, "marker": "scene_start"}' \\
+    echo '{"port": P, "token": T, "jobs": [...], "live": N, "pattern": "..."}' \\
         | python bench/sse_clients.py
 
 One raw asyncio protocol per client on uvloop (no HTTP library: the client side must
 disturb the measurement as little as possible). Each client sends ``GET
-/jobs/<job>/events`` and splits what comes into SSE messages. A message of the ``marker``
-type whose event was created after the client connected is a live delivery: its delay is
-the receipt time minus the event's ``at`` (stamped just before the append, on this same
-machine's clock). A client is done after ``live`` live deliveries, or at ``job_done``.
+/jobs/<job>/events`` and keeps what arrives with its receipt time; a message holding
+``pattern`` (default: the appender's ``"scene_id":"live-``) whose event was created after
+the client connected is a live delivery: its delay is the receipt time minus the event's
+``at`` (stamped just before the append, on this same machine's clock). Messages are parsed
+after the run, so that parsing never delays a receipt. A client is done after ``live``
+live deliveries, or at ``job_done``.
 
 Prints ``ready`` once every client has its ``200`` (the appender waits for it), then
 writes one JSON document to the spec's ``out`` file: delays, how many clients were cut
@@ -36,15 +38,18 @@ _stamp = msgspec.json.Decoder(_Stamp)
 
 
 class Client(asyncio.Protocol):
+    """One SSE client. While it runs it only keeps what arrives, with the time, and counts
+    live messages (a byte pattern, across chunk boundaries); messages are parsed after
+    the run, so parsing never delays the next receipt."""
+
     def __init__(self, owner: Run, job_id: str) -> None:
         self.owner = owner
         self.job_id = job_id
-        self.buffer = b""
-        self.headers_done = False
+        self.head = b""
+        self.chunks: list[tuple[float, bytes]] = []
+        self.tail = b""
         self.connected_at = 0.0
         self.live = 0
-        self.history = 0
-        self.history_done_at: float | None = None
         self.finished = asyncio.get_running_loop().create_future()
         self.transport: Any = None
 
@@ -58,46 +63,44 @@ class Client(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         now = time.time()
-        self.buffer += data
-        if not self.headers_done:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
+        if not self.connected_at:
+            self.head += data
+            head, sep, data = self.head.partition(b"\r\n\r\n")
             if not sep:
                 return
             if not head.startswith(b"HTTP/1.1 200"):
                 self._finish(f"status {head[:40]!r}")
                 return
-            self.headers_done = True
             self.connected_at = now
-            self.buffer = rest
             self.owner.connected()
-        # Chunked transfer encoding: chunk-size lines sit between messages; they hold no
-        # blank line of their own, so splitting on blank lines still finds each message.
-        *frames, self.buffer = self.buffer.split(b"\r\n\r\n")
-        for frame in frames:
-            self._message(frame, now)
-
-    def _message(self, frame: bytes, now: float) -> None:
-        event = data = b""
-        for line in frame.split(b"\r\n"):
-            if line.startswith(b"event: "):
-                event = line[7:]
-            elif line.startswith(b"data: "):
-                data = line[6:]
-        if not event:
-            return  # keep-alive, or a chunk-size line
-        if event == self.owner.marker:
-            at = _stamp.decode(data).at.timestamp()
-            if at > self.connected_at:
-                self.owner.delays.append((now - at) * 1000)
-                self.live += 1
-                if self.history_done_at is None:
-                    self.history_done_at = now
-                if self.live >= self.owner.live:
-                    self._finish(None)
-                return
-        self.history += 1
-        if event == b"job_done":
+        self.chunks.append((now, data))
+        window = self.tail + data
+        self.live += window.count(self.owner.pattern) - self.tail.count(self.owner.pattern)
+        self.tail = window[-len(self.owner.pattern) :]
+        if self.live >= self.owner.live or b"event: job_done" in window:
             self._finish(None)
+
+    def measure(self) -> tuple[list[float], int, float | None]:
+        """Delays of the live messages, how many others came, when the first live one did."""
+        delays: list[float] = []
+        history, first = 0, None
+        buffer = b""
+        for at_receipt, data in self.chunks:
+            # Chunked transfer encoding puts size lines between messages, never a blank
+            # line of their own: splitting on blank lines still finds each message.
+            *frames, buffer = (buffer + data).split(b"\r\n\r\n")
+            for frame in frames:
+                if b"event: " not in frame:
+                    continue  # keep-alive, or the last chunk's size line
+                if self.owner.pattern in frame:
+                    line = frame[frame.index(b"data: ") + 6 :].split(b"\r\n", 1)[0]
+                    at = _stamp.decode(line).at.timestamp()
+                    if at > self.connected_at:
+                        delays.append((at_receipt - at) * 1000)
+                        first = at_receipt if first is None else first
+                        continue
+                history += 1
+        return delays, history, first
 
     def _finish(self, error: str | None) -> None:
         if not self.finished.done():
@@ -117,9 +120,8 @@ class Run:
         self.token: str = spec["token"]
         self.jobs: list[str] = spec["jobs"]
         self.live: int = spec["live"]
-        self.marker: bytes = spec.get("marker", "scene_start").encode()
+        self.pattern: bytes = spec.get("pattern", '"scene_id":"live-').encode()
         self.timeout_s: float = spec.get("timeout_s", 300)
-        self.delays: list[float] = []
         self.cut_off = 0
         self._ready = 0
 
@@ -141,17 +143,23 @@ class Run:
             clients.append(client)
         done, pending = await asyncio.wait([c.finished for c in clients], timeout=self.timeout_s)
         errors = [f.result() for f in done if f.result()]
-        history_s = sorted(
-            c.history_done_at - started for c in clients if c.history_done_at is not None
-        )
+        delays: list[float] = []
+        history: list[int] = []
+        history_s: list[float] = []
+        for client in clients:
+            mine, others, first = client.measure()
+            delays += mine
+            history.append(others)
+            if first is not None:
+                history_s.append(first - started)
         return {
-            "delays": self.delays,
+            "delays": delays,
             "clients": len(clients),
             "unfinished": len(pending),
             "cut_off": self.cut_off,
             "errors": errors[:5],
-            "history_messages": sorted(c.history for c in clients),
-            "history_s": history_s,
+            "history_messages": sorted(history),
+            "history_s": sorted(history_s),
         }
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +33,26 @@ from modomo.streams.keys import EVENT_FIELD, Keys
 
 _DONE = JobCompleted.__struct_config__.tag
 KEEP_ALIVE = b": keep-alive\r\n\r\n"
+
+
+def _libc_trim() -> Callable[[int], int] | None:
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(
+            ctypes.util.find_library("c") or "libc.so.6"
+        ).malloc_trim
+    except (OSError, AttributeError):
+        return None  # not glibc: nothing to trim
+    return trim
+
+
+_malloc_trim = _libc_trim()
+
+
+def release_memory() -> None:
+    """Hand the heap that a burst of clients left free back to the OS. glibc keeps it
+    otherwise, and a process that served 200 history replays at once would stay large."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 class _Head(msgspec.Struct):
@@ -146,6 +168,7 @@ class JobStreamHub:
         block_ms: int = 2000,
         max_behind: int = 10_000,
         keep_alive_s: float = 15.0,
+        concurrent_reads: int = 16,
     ) -> None:
         self.redis = redis
         self.keys = keys
@@ -153,6 +176,8 @@ class JobStreamHub:
         self.max_behind = max_behind
         self.keep_alive_s = keep_alive_s
         self._beating: asyncio.TimerHandle | None = None
+        # A burst of clients connecting at once must not become a burst of connections.
+        self.reads = asyncio.Semaphore(concurrent_reads)
         self.wake_key = keys.api_wake(uuid.uuid4().hex)
         self._wake_position = "0-0"
         self._feeds: dict[str, _Feed] = {}
@@ -198,6 +223,8 @@ class JobStreamHub:
             feed.subscribers.discard(sub)
             if not feed.subscribers and self._feeds.get(job_id) is feed:
                 del self._feeds[job_id]
+                if not self._feeds:
+                    release_memory()  # the last client of all has left
 
     def _beat(self) -> None:
         """Every keep-alive period: wake every client, to send a keep-alive if idle."""
@@ -210,20 +237,21 @@ class JobStreamHub:
 
     async def page(self, job_id: str, after: str, count: int) -> list[Entry]:
         """Up to ``count`` entries of the job's stream after ``after``: one bounded read."""
-        rows: RawEntries = await raw.execute(
-            self.redis,
-            b"XRANGE",
-            self.keys.job_events(job_id),
-            next_id(after),
-            b"+",
-            b"COUNT",
-            count,
-        )
+        async with self.reads:
+            rows: RawEntries = await raw.execute(
+                self.redis,
+                b"XRANGE",
+                self.keys.job_events(job_id),
+                next_id(after),
+                b"+",
+                b"COUNT",
+                count,
+            )
         return [frame_entry(entry_id, flat) for entry_id, flat in rows]
 
     async def _wake(self) -> None:
         """Make the reader's blocked XREAD return, so it reads a newly watched stream."""
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with self.reads, self.redis.pipeline(transaction=False) as pipe:
             pipe.xadd(self.wake_key, {"w": "1"}, maxlen=1, approximate=False)
             pipe.pexpire(self.wake_key, self.block_ms * 4)
             await pipe.execute()

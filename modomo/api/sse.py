@@ -29,7 +29,7 @@ from modomo.api import metrics
 from modomo.api.hub import KEEP_ALIVE, Entry, JobStreamHub, Overflowed, frame_entry
 from modomo.streams.entries import parse_id
 
-HISTORY_PAGE = 200
+HISTORY_PAGE = 100
 """Entries per history read: a bounded read, and one write to the client."""
 
 
@@ -54,7 +54,8 @@ class StreamInfo:
 async def stream_info(hub: JobStreamHub, job_id: str) -> StreamInfo | None:
     """The stream's ends and what was removed from it; None when there is no such stream."""
     try:
-        info: Any = await hub.redis.xinfo_stream(hub.keys.job_events(job_id))
+        async with hub.reads:
+            info: Any = await hub.redis.xinfo_stream(hub.keys.job_events(job_id))
     except ResponseError:
         return None
     last, first = info.get("last-entry"), info.get("first-entry")
