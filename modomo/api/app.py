@@ -16,6 +16,7 @@ from litestar.plugins.prometheus import PrometheusController
 
 from modomo.api import metrics
 from modomo.api.auth import TokenCache
+from modomo.api.bodies import SceneBodies
 from modomo.api.datasets import DatasetController
 from modomo.api.hub import JobStreamHub
 from modomo.api.jobs import JobController
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> Litestar:
                 presigned=PresignCache(storage.presign_get, settings.presign_ttl_s),
                 jobs=JobReader(),
                 scenes=SceneReader(settings.scene_cache_size),
+                bodies=SceneBodies(settings.scene_cache_size),
                 tokens=TokenCache(settings.jwt_secret),
             )
             gauges = asyncio.create_task(_refresh_gauges(app.state.services))

@@ -57,31 +57,15 @@ class MediaLinks:
         mac = hmac.new(self._key, f"{object_key}\n{expires}".encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(mac.digest()[:_SIG_BYTES]).rstrip(b"=").decode()
 
-    def linker(self, origin: str) -> Callable[[str | None], str | None]:
-        """A function giving the absolute link (``origin`` + path) of a key, or None for
-        None, for one response: the clock is read once, not once per link."""
+    def linker(self, origin: str) -> Linker:
+        """Links for one response: the clock is read once, not once per link."""
         now = self._clock()
         window = math.floor(now / self.window_s)
         if window != self._window or len(self._memo) > 100_000:
             # A new window, a new expiry: the links of the last one are not reused.
             self._window, self._memo = window, {}
-        memo = self._memo
         # The same for the whole window (and in every process): at least the TTL away.
-        expires = (window + 1) * self.window_s + self.ttl_s
-
-        def link(object_key: str | None) -> str | None:
-            if object_key is None:
-                return None
-            found = memo.get(object_key)
-            if found is None:
-                # Keys are ours (scenes/..., masks/...), but quote them anyway for the URL.
-                found = memo[object_key] = (
-                    f"{MEDIA_PATH}/{quote(object_key)}?exp={expires}"
-                    f"&sig={self._sign(object_key, expires)}"
-                )
-            return origin + found
-
-        return link
+        return Linker(self, origin, window, (window + 1) * self.window_s + self.ttl_s)
 
     def check(self, object_key: str, expires: int, sig: str) -> str | None:
         """None when the link is genuine and unexpired; otherwise why not."""
@@ -91,6 +75,28 @@ class MediaLinks:
         if self._clock() >= expires:
             return "the media link has expired; read the scene again for a fresh one"
         return None
+
+
+class Linker:
+    """The absolute link (origin + path) of an object key, or None for None."""
+
+    __slots__ = ("_links", "expires", "origin", "window")
+
+    def __init__(self, links: MediaLinks, origin: str, window: int, expires: int) -> None:
+        self._links, self.origin, self.window, self.expires = links, origin, window, expires
+
+    def __call__(self, object_key: str | None) -> str | None:
+        if object_key is None:
+            return None
+        memo = self._links._memo
+        found = memo.get(object_key)
+        if found is None:
+            # Keys are ours (scenes/..., masks/...), but quote them anyway for the URL.
+            found = memo[object_key] = (
+                f"{MEDIA_PATH}/{quote(object_key)}?exp={self.expires}"
+                f"&sig={self._links._sign(object_key, self.expires)}"
+            )
+        return self.origin + found
 
 
 @dataclass(frozen=True, slots=True)

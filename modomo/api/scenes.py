@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from litestar import Controller, Request, Response, get, patch
+from litestar import Controller, MediaType, Request, Response, get, patch
 from litestar.exceptions import ValidationException
 
 from modomo.api.auth import caller_of
+from modomo.api.bodies import link_object
 from modomo.api.schemas import Accepted, ObjectPatch
 from modomo.api.services import Services, not_found, origin
 from modomo.domain.events import ObjectCorrected
@@ -17,17 +17,11 @@ from modomo.read import scenes
 from modomo.read.scenes import ObjectOut, SceneOut
 
 
-def _linked(link: Callable[[str | None], str | None], obj: ObjectOut) -> ObjectOut:
-    obj.mask_url = link(obj.mask_key)
-    obj.thumb_url = link(obj.thumb_key)
-    return obj
-
-
 async def object_out(svc: Services, base: str, object_id: str) -> ObjectOut:
     found = await scenes.object_(svc.db, object_id)
     if found is None:
         raise not_found("object", object_id)
-    return _linked(svc.links.linker(base), found)
+    return link_object(svc.links.linker(base), found)
 
 
 class SceneController(Controller):
@@ -44,16 +38,12 @@ class SceneController(Controller):
     )
     async def get_scene(
         self, scene_id: str, request: Request[Any, Any, Any], svc: Services
-    ) -> SceneOut:
-        found = await svc.scenes.scene(svc.db, scene_id)
+    ) -> Response[SceneOut]:
+        found = await svc.scenes.document(svc.db, scene_id)
         if found is None:
             raise not_found("scene", scene_id)
-        link = svc.links.linker(origin(request.scope))
-        found.original_url = link(found.r2_key_original) or ""
-        found.depth_url = link(found.depth_key)
-        for obj in found.objects:
-            _linked(link, obj)
-        return found
+        body = svc.bodies.body(scene_id, found, svc.links.linker(origin(request.scope)))
+        return Response(body, media_type=MediaType.JSON)  # type: ignore[arg-type]
 
 
 class ObjectController(Controller):

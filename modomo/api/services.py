@@ -16,6 +16,7 @@ from litestar.exceptions import NotFoundException
 from redis.asyncio import Redis
 
 from modomo.api.auth import TokenCache
+from modomo.api.bodies import SceneBodies
 from modomo.api.hub import JobStreamHub
 from modomo.api.links import MediaLinks, PresignCache
 from modomo.api.schemas import Accepted
@@ -50,6 +51,7 @@ class Services:
     presigned: PresignCache
     jobs: JobReader
     scenes: SceneReader
+    bodies: SceneBodies
     tokens: TokenCache
 
     async def append(self, events: list[EventBase]) -> Appended:

@@ -177,11 +177,18 @@ async def scene(conn: Conn, scene_id: str) -> SceneOut | None:
     return None if found is None else _scene.decode(found)
 
 
-@dataclass(frozen=True, slots=True)
-class _Kept:
+@dataclass(frozen=True, eq=False, slots=True)
+class SceneDocument:
+    """A scene's JSON as PostgreSQL built it, with its version. The same object comes back
+    for as long as the scene is unchanged, so callers may key their own caches on it."""
+
     version: datetime | None
     at: float
     doc: bytes
+
+    def scene(self) -> SceneOut:
+        """A fresh Struct each time: callers may fill in its URLs."""
+        return _scene.decode(self.doc)
 
 
 class SceneReader:
@@ -193,14 +200,19 @@ class SceneReader:
         self.max_scenes = max_scenes
         self.ttl_s = ttl_s
         self._clock = clock
-        self._kept: dict[str, _Kept] = {}
+        self._kept: dict[str, SceneDocument] = {}
 
     async def scene(self, conn: Conn, scene_id: str) -> SceneOut | None:
-        """As :func:`scene`, always as the read model has it now. A fresh Struct each
-        time: callers may fill in its URLs."""
-        if not self.max_scenes:
-            return await scene(conn, scene_id)
+        """As :func:`scene`, always as the read model has it now."""
+        found = await self.document(conn, scene_id)
+        return None if found is None else found.scene()
+
+    async def document(self, conn: Conn, scene_id: str) -> SceneDocument | None:
+        """The scene's document as the read model has it now (None: no such scene)."""
         now = self._clock()
+        if not self.max_scenes:
+            doc = await conn.fetchval(SCENE_QUERY, scene_id)
+            return None if doc is None else SceneDocument(None, now, doc.encode())
         kept = self._kept.get(scene_id)
         if kept is not None and now - kept.at >= self.ttl_s:
             kept = None
@@ -211,10 +223,10 @@ class SceneReader:
             self._kept.pop(scene_id, None)
             return None
         if row["doc"] is not None:
-            kept = _Kept(row["updated_at"], now, row["doc"].encode())
+            kept = SceneDocument(row["updated_at"], now, row["doc"].encode())
             remember(self._kept, scene_id, kept, self.max_scenes)
         assert kept is not None  # the document came, or the kept one is current
-        return _scene.decode(kept.doc)
+        return kept
 
 
 async def object_(conn: Conn, object_id: str) -> ObjectOut | None:
