@@ -329,11 +329,7 @@ async def _rest_rows(
     job_paths = [f"/jobs/{j}" for j in job_ids]
     page = [f"/datasets/{dataset_id}/scenes?limit=100"]
     async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {token}"}) as c:
-        for workers, cache, label in (
-            (1, "2000", "1 process"),
-            (1, "0", "1 process, cache off"),
-            (2, "2000", "2 processes"),
-        ):
+        for workers, cache, label in _API_RUNS:
             cmd = [sys.executable, "-m", "modomo.cli", "api", "--workers", str(workers)]
             run_env = env | {"MODOMO_SCENE_CACHE_SIZE": cache}
             with _server(cmd, run_env, f"{api}/health", logs / "api.log"):
