@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -44,8 +45,9 @@ from modomo.streams.queue import TaskQueue
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(settings: Settings) -> Litestar:
-    """The API for ``settings``; clients are opened by its lifespan."""
+def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
+    """The API for ``settings``; clients are opened by its lifespan. ``freeze_gc`` is for
+    a process that serves only this app (``modomo api``), not for tests that start many."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -70,6 +72,12 @@ def create_app(settings: Settings) -> Litestar:
                 bodies=SceneBodies(settings.scene_cache_size),
                 tokens=TokenCache(settings.jwt_secret),
             )
+            # Start-up objects (modules, routes, schemas: ~200k) live as long as the process;
+            # frozen, a full collection no longer scans them. It took 150-400 ms with 1000
+            # SSE clients connected, stalling every stream at once.
+            if freeze_gc:
+                gc.collect()
+                gc.freeze()
             gauges = asyncio.create_task(_refresh_gauges(app.state.services))
             try:
                 yield
@@ -137,7 +145,7 @@ def app_from_env() -> Litestar:
 
     settings = Settings.from_env()
     configure_logging(settings)
-    return create_app(settings)
+    return create_app(settings, freeze_gc=True)
 
 
 def serve(settings: Settings, workers: int = 1) -> None:
@@ -160,7 +168,7 @@ def serve(settings: Settings, workers: int = 1) -> None:
         "http": "httptools",
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings, freeze_gc=True), **common)
     else:
         # Each worker is a fresh interpreter that builds its app from the same environment.
         uvicorn.run("modomo.api.app:app_from_env", factory=True, workers=workers, **common)
