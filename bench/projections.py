@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 from scratch import scratch_settings, scratch_space
 
-from modomo.domain.synthetic import synthetic_log
+from modomo.synthetic.log import synthetic_log
 from modomo.projections import db
 from modomo.projections.migrate import create_read_schema, migrate
 from modomo.projections.projector import read_checkpoint

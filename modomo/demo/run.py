@@ -21,7 +21,7 @@ import httpx
 import msgspec
 
 from modomo.api.auth import issue_token
-from modomo.demo.images import room
+from modomo.synthetic.rooms import room
 from modomo.demo.services import ServiceError, child, databases, s3_server, wait_http
 from modomo.projections.migrate import migrate
 from modomo.settings import Settings

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from modomo.demo.images import room
+from modomo.synthetic.rooms import room
 from modomo.demo.services import free_port, settings_env
 from modomo.domain.events import SceneCompleted, SceneStarted
 from modomo.projections.registry import READ_MODEL_PROJECTORS, select

@@ -24,7 +24,7 @@ from modomo.domain.events import (
     ScenesRegistered,
 )
 from modomo.domain.fold import fold_job
-from modomo.domain.synthetic import synthetic_log
+from modomo.synthetic.log import synthetic_log
 from modomo.domain.views import SceneView, Unapplicable, apply_scene_view, register
 from modomo.projections import db
 from modomo.projections.registry import READ_MODEL_PROJECTORS, READ_TABLES, select

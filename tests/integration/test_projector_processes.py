@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from modomo.demo.services import free_port
-from modomo.domain.synthetic import synthetic_log
+from modomo.synthetic.log import synthetic_log
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import READ_TABLES, select
 from modomo.projections.runner import ProjectorRunner
