@@ -24,6 +24,7 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from modomo.api.auth import ROLES, create_api_key
+from modomo.cli_products import add_commands as add_product_commands
 from modomo.logs import configure_logging
 from modomo.projections.db import connect as connect_db
 from modomo.projections.migrate import MigrationError, migrate
@@ -141,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         "trim", help="trim the Redis log below every projector's checkpoint (it stays in event_log)"
     )
     log_trim.set_defaults(run=_trim_log)
+    add_product_commands(sub)
     return parser
 
 

@@ -21,7 +21,9 @@ from modomo.projections.projector import decode_entry, parse_id
 from modomo.projections.source import log_after, stream_after
 
 ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
-MAX_SEQ = 2**64 - 1
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number the archive's bigint holds (Redis allows up to 2**64-1, but
+no millisecond ever holds that many entries)."""
 
 
 class PositionError(ValueError):
@@ -107,8 +109,11 @@ async def resolve(
         when = when.replace(tzinfo=UTC)
     if when > (now or datetime.now(UTC)):
         raise PositionError(f"{as_of} is in the future; an export then is not known yet")
-    bound = _id(int(when.timestamp() * 1000), MAX_SEQ)
-    found = _later(await _archive_last(conn, bound), await _redis_last(redis, stream, bound))
+    ms = int(when.timestamp() * 1000)
+    # Redis reads an id of milliseconds alone as the last entry of that millisecond.
+    found = _later(
+        await _archive_last(conn, _id(ms, MAX_SEQ)), await _redis_last(redis, stream, str(ms))
+    )
     if found is None:
         raise PositionError(f"the log has no entry at or before {as_of}")
     return found
