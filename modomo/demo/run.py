@@ -21,11 +21,11 @@ import httpx
 import msgspec
 
 from modomo.api.auth import issue_token
-from modomo.synthetic.rooms import room
 from modomo.demo.services import ServiceError, child, databases, s3_server, wait_http
 from modomo.projections.migrate import migrate
 from modomo.settings import Settings
 from modomo.storage import Storage
+from modomo.synthetic.rooms import room
 
 
 @contextlib.contextmanager

@@ -20,18 +20,9 @@ import structlog
 from modomo.domain.events import Embedding, MaterialsClassified, SceneClassified
 from modomo.projections.db import quote
 from modomo.projections.projector import LogEntry, Parked, Projector
+from modomo.read.similarity import vector_schema
 
 log = structlog.get_logger("modomo.projector.embeddings")
-
-
-async def vector_schema(conn: asyncpg.Connection[Any]) -> str | None:
-    """The schema of pgvector's type when ``embeddings.vec`` is a vector; else None."""
-    row = await conn.fetchrow(
-        "SELECT t.typname, n.nspname FROM pg_attribute a "
-        "JOIN pg_type t ON t.oid = a.atttypid JOIN pg_namespace n ON n.oid = t.typnamespace "
-        "WHERE a.attrelid = 'embeddings'::regclass AND a.attname = 'vec'"
-    )
-    return str(row["nspname"]) if row is not None and row["typname"] == "vector" else None
 
 
 def vector_text(embedding: Embedding) -> str:
