@@ -117,6 +117,7 @@ async def similar(
         if category is not None:
             where.append(f"o.category_code = {arg(category)}")
     clause = f"WHERE {' AND '.join(where)}" if where else ""
+    top = arg(k)
 
     def query(exact: bool) -> str:
         # The index's expression is the cast to this dimension; ordering by the bare
@@ -131,7 +132,7 @@ async def similar(
             f"SELECT {columns}, c.distance FROM (SELECT e.item_id, e.scene_id, {key} AS distance "
             f"FROM embeddings e WHERE e.kind = '{kind}' AND e.dim = {dim} AND e.model = $2 "
             f"AND e.item_id <> $3 ORDER BY {key} {limit}) c {join} {clause} "
-            f"ORDER BY c.distance, c.item_id LIMIT {arg(k)}"
+            f"ORDER BY c.distance, c.item_id LIMIT {top}"
         )
 
     async with conn.transaction():
