@@ -218,10 +218,10 @@ def caption_metrics(truth: Sequence[str | None], found: Sequence[str | None]) ->
     tokens = [t for w in words for t in w]
     repeated = sum(any(w[i] == w[i + 1] == w[i + 2] for i in range(len(w) - 2)) for w in words)
     recalls = []
-    for true, mine in zip(truth, words, strict=True):
+    for true, mine in zip(truth, found, strict=True):
         content = {t for t in _WORD.findall((true or "").lower()) if t not in STOP_WORDS}
         if content:
-            recalls.append(len(content & set(mine)) / len(content))
+            recalls.append(len(content & set(_WORD.findall((mine or "").lower()))) / len(content))
     out = {
         "caption_words_mean": float(np.mean(lengths)),
         "caption_words_max": float(max(lengths)),
