@@ -55,3 +55,12 @@ demo scenes="20":
 # the services (S3, API, projectors, one GPU worker) until Ctrl-C
 up:
     {{bin}}/modomo up
+
+# the golden-set evaluation: 200 synthetic rooms with their truth, a live job, the scores
+eval scenes="200":
+    {{bin}}/modomo golden --scenes {{scenes}} --out .modomo/golden
+    {{bin}}/modomo demo --golden .modomo/golden
+
+# a dataset as of a log position: just export DATASET coco [--as-of ID|TIME] [--reviewed-only]
+export dataset format *args:
+    {{bin}}/modomo export {{dataset}} --format {{format}} {{args}}

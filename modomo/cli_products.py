@@ -18,6 +18,7 @@ import asyncpg
 import msgspec
 from redis.asyncio import Redis
 
+from modomo.domain.events import EvaluationRecorded
 from modomo.settings import Settings
 from modomo.streams.keys import Keys
 
@@ -129,22 +130,37 @@ async def _exporter(args: argparse.Namespace, settings: Settings) -> int:
     return await run_exporter(settings)
 
 
-async def _eval(args: argparse.Namespace, settings: Settings) -> int:
-    from modomo.evaluate.report import render
-    from modomo.evaluate.run import EvalError, evaluate, load_golden
+async def evaluate_and_record(
+    settings: Settings, golden: Any, job_id: str, by: str
+) -> EvaluationRecorded:
+    """Score ``job_id`` against the golden set at ``golden`` (a reviewed export or one
+    from ``modomo golden``) and append the evaluation to the log.
+
+    Raises:
+        EvalError: the golden set is unreadable (see its message), or the job cannot be
+            scored against it.
+    """
+    from modomo.evaluate.run import evaluate, load_golden
     from modomo.streams.log import EventLog
 
-    try:
-        golden = await asyncio.to_thread(load_golden, args.golden)
-    except EvalError as exc:
-        return _fail(str(exc), 2)
+    loaded = await asyncio.to_thread(load_golden, golden)
     keys = Keys(settings.redis_prefix)
     async with _clients(settings) as (conn, redis, storage):
-        try:
-            event = await evaluate(conn, redis, keys.events, storage, golden, args.job, "cli")
-        except EvalError as exc:
-            return _fail(str(exc))
+        event = await evaluate(conn, redis, keys.events, storage, loaded, job_id, by)
         await EventLog(redis, keys).append([event])
+    return event
+
+
+async def _eval(args: argparse.Namespace, settings: Settings) -> int:
+    from modomo.evaluate.report import render
+    from modomo.evaluate.run import EvalError, GoldenError
+
+    try:
+        event = await evaluate_and_record(settings, args.golden, args.job, "cli")
+    except GoldenError as exc:
+        return _fail(str(exc), 2)
+    except EvalError as exc:
+        return _fail(str(exc))
     print(msgspec.json.encode(event).decode() if args.json else render(event))
     return 1 if args.fail_on_regression and event.regressions else 0
 

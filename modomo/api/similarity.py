@@ -22,6 +22,7 @@ from modomo.read.similarity import (
 )
 
 K = Annotated[int, Parameter(ge=1, le=100, description="how many neighbours")]
+Exact = Annotated[bool, Parameter(description="skip the index: a full scan, the true nearest")]
 _OWNER = {
     "scene": "SELECT 1 FROM scenes WHERE scene_id = $1",
     "object": "SELECT 1 FROM objects WHERE object_id = $1",
@@ -36,13 +37,21 @@ async def _similar(
     dataset_id: str | None,
     category: str | None,
     status: str | None,
+    exact: bool,
 ) -> SimilarPage:
     if not await svc.db.fetchval(_OWNER[kind], item_id):
         raise not_found(kind, item_id)
     async with svc.db.acquire() as conn:
         try:
             return await similar(
-                conn, kind, item_id, k, dataset_id=dataset_id, category=category, status=status
+                conn,
+                kind,
+                item_id,
+                k,
+                dataset_id=dataset_id,
+                category=category,
+                status=status,
+                exact=exact,
             )
         except SimilarityUnavailable as exc:
             raise ServiceUnavailableException(detail=str(exc)) from None
@@ -66,8 +75,9 @@ class SimilarityController(Controller):
         k: K = 10,
         dataset_id: str | None = None,
         status: str | None = None,
+        exact: Exact = False,
     ) -> SimilarPage:
-        return await _similar(svc, "scene", scene_id, k, dataset_id, None, status)
+        return await _similar(svc, "scene", scene_id, k, dataset_id, None, status, exact)
 
     @get(
         "/objects/{object_id:str}/similar",
@@ -82,5 +92,6 @@ class SimilarityController(Controller):
         dataset_id: str | None = None,
         category: str | None = None,
         status: str | None = None,
+        exact: Exact = False,
     ) -> SimilarPage:
-        return await _similar(svc, "object", object_id, k, dataset_id, category, status)
+        return await _similar(svc, "object", object_id, k, dataset_id, category, status, exact)

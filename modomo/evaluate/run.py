@@ -48,6 +48,10 @@ class EvalError(ValueError):
     """The evaluation cannot run as asked; the message says why."""
 
 
+class GoldenError(EvalError):
+    """The golden set file is missing or not COCO with Modomo's fields."""
+
+
 @dataclass(slots=True)
 class Golden:
     name: str
@@ -60,19 +64,19 @@ def load_golden(path: Path) -> Golden:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise EvalError(f"cannot read the golden set {path}: {exc.strerror}") from None
+        raise GoldenError(f"cannot read the golden set {path}: {exc.strerror}") from None
     try:
         document = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
-        raise EvalError(f"{path} is not JSON: {exc}") from None
+        raise GoldenError(f"{path} is not JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise EvalError(f"{path} is not a COCO document (a JSON object)")
+        raise GoldenError(f"{path} is not a COCO document (a JSON object)")
     for key in ("images", "annotations", "categories"):
         if not isinstance(document.get(key), list):
-            raise EvalError(f"{path} is not a COCO document: no {key!r} list")
+            raise GoldenError(f"{path} is not a COCO document: no {key!r} list")
     for image in document["images"]:
         if not all(isinstance(image.get(k), int) for k in ("id", "width", "height")):
-            raise EvalError(f"{path}: every image needs integer id, width and height")
+            raise GoldenError(f"{path}: every image needs integer id, width and height")
     return Golden(path.name, hashlib.sha256(data).hexdigest(), document)
 
 

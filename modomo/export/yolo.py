@@ -45,18 +45,26 @@ def _box_line(cls: int, bbox: Sequence[float]) -> str:
     return f"{cls} {_f((x0 + x1) / 2)} {_f((y0 + y1) / 2)} {_f(x1 - x0)} {_f(y1 - y0)}"
 
 
-def polygon(mask: np.ndarray) -> list[tuple[float, float]]:
-    """The outline of the mask's largest part, as fractions of its width and height."""
-    import cv2
+def _area(points: np.ndarray) -> float:
+    y, x = points[:, 0], points[:, 1]
+    return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
-    contours, _ = cv2.findContours(
-        mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
-    )
+
+def polygon(mask: np.ndarray) -> list[tuple[float, float]]:
+    """The outline of the mask's largest part (simplified to within a pixel), as fractions
+    of the mask's width and height."""
+    from skimage import measure
+
+    # Padding closes the outlines of parts that touch the image's edge. The 0.5 level runs
+    # along pixel edges: index coordinates (pixel centres) + 0.5, less the padding's 1.
+    padded = np.pad(mask.astype(np.uint8), 1)
+    contours = measure.find_contours(padded, 0.5)
     if not contours:
         return []
-    largest = max(contours, key=cv2.contourArea).reshape(-1, 2)
+    largest = max(contours, key=_area)
+    outline = measure.approximate_polygon(largest, tolerance=1.0)[:-1] - 0.5
     height, width = mask.shape
-    return [(float(x) / width, float(y) / height) for x, y in largest]
+    return [(float(x) / width, float(y) / height) for y, x in outline]
 
 
 def _segment_line(cls: int, item: ObjectPack) -> str:

@@ -83,11 +83,16 @@ async def similar(
     dataset_id: str | None = None,
     category: str | None = None,
     status: str | None = None,
+    exact: bool = False,
+    ef_search: int = 40,
 ) -> SimilarPage:
     """The ``k`` nearest items of the same kind and model to ``item_id``, nearest first.
 
-    ``conn`` is one connection (the search sets ``hnsw.ef_search`` for its transaction).
-    Raises SimilarityUnavailable without pgvector, NoEmbedding when the item has none.
+    ``exact`` skips the index (a full scan: slower, always the true nearest); ``ef_search``
+    is the index's search breadth (pgvector's default 40; larger finds more of the true
+    neighbours, slower). ``conn`` is one connection: the search sets ``hnsw.ef_search``
+    for its own transaction. Raises SimilarityUnavailable without pgvector, NoEmbedding
+    when the item has none.
     """
     ext = await vector_schema(conn)
     if ext is None:
@@ -136,9 +141,10 @@ async def similar(
         )
 
     async with conn.transaction():
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, candidates)}")
-        rows = await conn.fetch(query(exact=False), *arg.values)
-        exact = filtered and len(rows) < k
+        await conn.execute(f"SET LOCAL hnsw.ef_search = {max(ef_search, candidates)}")
+        if not exact:
+            rows = await conn.fetch(query(exact=False), *arg.values)
+            exact = filtered and len(rows) < k
         if exact:
             rows = await conn.fetch(query(exact=True), *arg.values)
     items = []
