@@ -140,7 +140,8 @@ async def main(args: argparse.Namespace) -> None:
         server.cleanup()
     print(f"\n| search | recall@{args.k} | queries/s | vs exact |\n| --- | ---: | ---: | ---: |")
     for name, _, got, qps in rows:
-        print(f"| {name} | {got:.3f} | {qps:,.0f} | {qps / exact_qps:.1f}x |")
+        rate = f"{qps:,.1f}" if qps < 10 else f"{qps:,.0f}"
+        print(f"| {name} | {got:.3f} | {rate} | {qps / exact_qps:.0f}x |")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from modomo.domain.events import ExportCompleted, ExportFailed, ExportRequested, ExportStarted
 from modomo.export.archive import build_export
@@ -50,6 +51,7 @@ class ExportWorker:
         self.keys = Keys(settings.redis_prefix)
         self.queue = ExportQueue(redis, self.keys)
         self._stopping = asyncio.Event()
+        self._ready = False
         self._log = structlog.get_logger("modomo.exporter").bind(worker=self.name)
 
     def stop(self) -> None:
@@ -61,13 +63,28 @@ class ExportWorker:
         return max(self.settings.retry_backoff_ms[0], 3 * self.settings.heartbeat_ms)
 
     async def run(self) -> None:
-        """Consume until :meth:`stop`; the running export finishes first."""
-        await self.queue.ensure_group()
+        """Consume until :meth:`stop`; the running export finishes first.
+
+        Outlives an outage of Redis: a lost connection pauses the loop (with backoff up to
+        5 s) and it carries on; an export interrupted by it stays pending and is claimed
+        again, since only a finished one is acked.
+        """
         self._log.info("exporter_started")
+        failures = 0
         while not self._stopping.is_set():
-            delivery = await self.queue.next(self.name, self.settings.block_ms, self.stale_ms)
-            if delivery is not None:
-                await self.handle(delivery)
+            try:
+                if failures or not self._ready:
+                    await self.queue.ensure_group()
+                    self._ready = True
+                delivery = await self.queue.next(self.name, self.settings.block_ms, self.stale_ms)
+                if delivery is not None:
+                    await self.handle(delivery)
+                failures = 0
+            except (RedisError, OSError) as exc:
+                failures += 1
+                self._log.warning("exporter_connection_lost", error=describe(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), min(0.5 * failures, 5.0))
         self._log.info("exporter_stopped")
 
     async def run_until_signal(self) -> None:
