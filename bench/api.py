@@ -47,7 +47,6 @@ from scratch import clean, scratch_settings
 from modomo.api.auth import issue_token
 from modomo.demo.services import free_port, settings_env
 from modomo.domain.events import EventBase, JobCreated, SceneStarted
-from modomo.domain.synthetic import synthetic_log
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import select
 from modomo.projections.runner import ProjectorRunner
@@ -55,6 +54,7 @@ from modomo.settings import Settings
 from modomo.streams.connection import connect
 from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
+from modomo.synthetic.log import synthetic_log
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -452,6 +452,7 @@ async def _live_job(
 ) -> list[tuple[str, str]]:
     """500 clients follow a real job while the tiny-profile worker runs it here."""
     from modomo.demo.images import room
+
     from modomo.demo.services import child, s3_server
     from modomo.storage import Storage
 

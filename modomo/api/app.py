@@ -19,6 +19,8 @@ from modomo.api import metrics
 from modomo.api.auth import TokenCache
 from modomo.api.bodies import SceneBodies
 from modomo.api.datasets import DatasetController
+from modomo.api.evaluations import EvaluationController
+from modomo.api.exports import ExportController
 from modomo.api.hub import JobStreamHub
 from modomo.api.jobs import JobController
 from modomo.api.links import MediaLinks, PresignCache, media_key
@@ -27,6 +29,7 @@ from modomo.api.observe import observed
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
+from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
 from modomo.api.system import HealthController
 from modomo.pg import keep_session
@@ -99,6 +102,9 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
             ObjectController,
             ReviewController,
             StatsController,
+            ExportController,
+            EvaluationController,
+            SimilarityController,
             HealthController,
             MediaController,
             Metrics,

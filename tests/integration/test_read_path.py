@@ -25,13 +25,13 @@ from modomo.api.hub import JobStreamHub, Overflowed
 from modomo.api.links import MediaLinks, media_key
 from modomo.demo.services import free_port
 from modomo.domain.events import EventBase, JobCompleted, JobCreated, SceneStarted
-from modomo.domain.synthetic import synthetic_log
 from modomo.read.jobs import JobReader
 from modomo.read.scenes import SceneReader
 from modomo.settings import Settings
 from modomo.streams.connection import connect
 from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
+from modomo.synthetic.log import synthetic_log
 from tests.integration.api_support import PNG, Api, dataset_with_scenes, running_api
 from tests.integration.projection_support import project, publish
 from tests.integration.support import settings_env, wait_for
