@@ -451,10 +451,9 @@ async def _live_job(
     args: argparse.Namespace, settings: Settings, redis: Redis, token: str, logs: Path
 ) -> list[tuple[str, str]]:
     """500 clients follow a real job while the tiny-profile worker runs it here."""
-    from modomo.demo.images import room
-
     from modomo.demo.services import child, s3_server
     from modomo.storage import Storage
+    from modomo.synthetic.rooms import room
 
     live = msgspec.structs.replace(settings, api_port=free_port(), worker_http_port=0)
     state = logs / "live"
