@@ -46,8 +46,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Schema of the event archive and the migration records (never swapped)."""
     db_statement_cache_size: int = 100
     """asyncpg prepared-statement cache; 0 behind a transaction-mode pooler (Supabase)."""
+    db_connect_timeout_s: float = 10.0
+    """How long opening a PostgreSQL connection may take before it counts as failed."""
+    db_command_timeout_s: float = 60.0
+    """How long one SQL statement may run (raise it for migrations on very large tables)."""
     projector_batch: int = 5000
     """Most events a projector applies per transaction (fewer when it is caught up)."""
+    projector_lease_ms: int = 10_000
+    """A projector instance's lease on its projector lasts this long unless renewed; a
+    standby takes over at most this long after the active instance died."""
+    projector_trim_interval_s: float = 60.0
+    """How often the projector process trims the Redis log below every checkpoint (0: never)."""
+    projector_trim_margin: int = 10_000
+    """Entries kept in the Redis log below the slowest projector's checkpoint."""
 
     s3_endpoint_url: str = "http://127.0.0.1:8333"
     """S3-compatible endpoint (Cloudflare R2 in production)."""
@@ -97,7 +108,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_level: str = "info"
     """Lowest level logged."""
     metrics_port: int = 0
-    """Port of the Prometheus endpoint a worker serves; 0 turns it off."""
+    """Port of the projector process's ``/metrics`` and ``/health``; 0 turns it off."""
 
     model_profile: ModelProfile = "auto"
     """GPU worker models: ``real`` (pulled weights), ``tiny`` or ``full-random`` (random
@@ -204,6 +215,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("MODOMO_DB_LOG_SCHEMA: must differ from MODOMO_DB_SCHEMA")
         if self.projector_batch < 1:
             raise SettingsError("MODOMO_PROJECTOR_BATCH: must be at least 1")
+        for name in ("db_connect_timeout_s", "db_command_timeout_s"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise SettingsError(f"MODOMO_{name.upper()}: must be a positive number of seconds")
+        if self.projector_lease_ms < 100:
+            raise SettingsError("MODOMO_PROJECTOR_LEASE_MS: must be at least 100")
+        if not 0 <= self.projector_trim_interval_s < float("inf"):
+            raise SettingsError(
+                "MODOMO_PROJECTOR_TRIM_INTERVAL_S: must be a finite number of seconds (0: never)"
+            )
+        if self.projector_trim_margin < 0:
+            raise SettingsError("MODOMO_PROJECTOR_TRIM_MARGIN: must not be negative")
         if ":" in self.redis_prefix or not self.redis_prefix:
             raise SettingsError("MODOMO_REDIS_PREFIX: must be non-empty and contain no ':'")
 

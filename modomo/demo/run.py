@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import msgspec
 
 from modomo.api.auth import issue_token
 from modomo.demo.images import room
 from modomo.demo.services import ServiceError, child, databases, s3_server, wait_http
+from modomo.projections import db
 from modomo.projections.migrate import migrate
 from modomo.settings import Settings
 from modomo.storage import Storage
@@ -50,9 +50,7 @@ def _stack(settings: Settings, state: Path) -> Iterator[str]:
 
 
 async def _prepare(settings: Settings) -> None:
-    conn = await asyncpg.connect(
-        settings.database_url, statement_cache_size=settings.db_statement_cache_size
-    )
+    conn = await db.connect(settings, pooled=True)
     try:
         await migrate(conn, settings.db_schema, settings.db_log_schema)
     finally:

@@ -4,12 +4,12 @@ A projector owns a family of read-model tables. It reads ``<prefix>:events`` in 
 from its own checkpoint; each batch is applied and the checkpoint advanced in one
 transaction, so a batch is either wholly in the tables or not at all, and a re-read entry
 changes nothing. An entry it cannot apply is parked (``parked_events``) with the reason and
-the projector goes on.
+the projector goes on: one the projector itself refuses (unreadable, refers to nothing),
+and one PostgreSQL refuses because of its data (see :mod:`modomo.projections.parking`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -104,67 +104,63 @@ class Projector:
     def decode(self, raw: Sequence[RawEntry]) -> list[LogEntry]:
         return [decode_entry(entry_id, payload, self.interest) for entry_id, payload in raw]
 
-    async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
-        """Once per connection: temporary tables and the like."""
-
     def reset(self) -> None:
         """Forget anything remembered between batches (the tables changed under us)."""
 
     async def apply(
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
     ) -> list[Parked]:
-        """Fold ``entries`` into the tables inside the caller's transaction."""
+        """Fold ``entries`` into the tables inside the caller's transaction.
+
+        Raises what PostgreSQL raises; the caller isolates an event whose data it refuses.
+        Anything remembered between batches must be dropped by :meth:`reset`, which the
+        caller invokes whenever an ``apply`` is rolled back.
+        """
         raise TypeError(f"{type(self).__name__} must define apply()")
 
-    def lease_key(self, schema: str) -> int:
-        """The advisory lock that makes this projector single-active per schema."""
-        digest = hashlib.blake2b(f"modomo:{schema}:{self.name}".encode(), digest_size=8)
-        return int.from_bytes(digest.digest(), "big", signed=True)
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a projector stands: the last entry applied, how many entries it has read since
+    the log began, and the generation of its tables (bumped when anything but the active
+    instance's batches changed them)."""
+
+    position: str = "0-0"
+    seen: int = 0
+    generation: int = 0
+
+
+async def load_checkpoint(
+    conn: asyncpg.Connection[Any], projector: Projector, lock: bool = False
+) -> Checkpoint:
+    row = await conn.fetchrow(
+        f"SELECT position, events_seen, generation FROM {projector.checkpoint_table} "
+        "WHERE name = $1" + (" FOR UPDATE" if lock else ""),
+        projector.name,
+    )
+    return (
+        Checkpoint(row["position"], row["events_seen"], row["generation"]) if row else Checkpoint()
+    )
 
 
 async def read_checkpoint(
     conn: asyncpg.Connection[Any], projector: Projector, lock: bool = False
 ) -> tuple[str, int]:
-    row = await conn.fetchrow(
-        f"SELECT position, events_seen FROM {projector.checkpoint_table} WHERE name = $1"
-        + (" FOR UPDATE" if lock else ""),
+    """(position, events seen) of ``projector``."""
+    found = await load_checkpoint(conn, projector, lock)
+    return found.position, found.seen
+
+
+async def save_checkpoint(
+    conn: asyncpg.Connection[Any], projector: Projector, checkpoint: Checkpoint
+) -> None:
+    await conn.execute(
+        f"INSERT INTO {projector.checkpoint_table} (name, position, events_seen, generation,"
+        " updated_at) VALUES ($1, $2, $3, $4, now()) ON CONFLICT (name) DO UPDATE SET"
+        " position = EXCLUDED.position, events_seen = EXCLUDED.events_seen,"
+        " generation = EXCLUDED.generation, updated_at = now()",
         projector.name,
+        checkpoint.position,
+        checkpoint.seen,
+        checkpoint.generation,
     )
-    return (row["position"], row["events_seen"]) if row else ("0-0", 0)
-
-
-async def apply_batch(
-    conn: asyncpg.Connection[Any], projector: Projector, entries: Sequence[LogEntry], expected: str
-) -> str | None:
-    """Apply ``entries`` and move the checkpoint from ``expected`` to the last entry, in one
-    transaction. Returns the checkpoint actually found when it is not ``expected`` (a replay
-    swapped the tables, or another instance moved it): nothing is applied then.
-    """
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", SWAP_LOCK)
-        position, seen = await read_checkpoint(conn, projector, lock=True)
-        if position != expected:
-            return position
-        parked = await projector.apply(conn, entries)
-        if projector.parks:
-            parked.extend(
-                Parked(e.entry_id, "unreadable", e.error or "unreadable", e.raw)
-                for e in entries
-                if e.event is None and not e.skipped
-            )
-        if parked:
-            await conn.executemany(
-                "INSERT INTO parked_events (projector, entry_id, event_type, reason, payload) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                [(projector.name, p.entry_id, p.event_type, p.reason, p.payload) for p in parked],
-            )
-        await conn.execute(
-            f"INSERT INTO {projector.checkpoint_table} (name, position, events_seen, updated_at)"
-            " VALUES ($1, $2, $3, now()) ON CONFLICT (name) DO UPDATE SET"
-            " position = EXCLUDED.position, events_seen = EXCLUDED.events_seen,"
-            " updated_at = now()",
-            projector.name,
-            entries[-1].entry_id,
-            seen + len(entries),
-        )
-    return None
