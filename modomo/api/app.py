@@ -22,7 +22,7 @@ from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
 from modomo.api.stats import StatsController
-from modomo.api.system import HealthController, access_log
+from modomo.api.system import UNREACHABLE, HealthController, access_log, check_text, unavailable
 from modomo.projections import db
 from modomo.settings import Settings
 from modomo.storage import Storage
@@ -80,6 +80,8 @@ def create_app(settings: Settings) -> Litestar:
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         guards=[role_guard],
+        before_request=check_text,
+        exception_handlers={exc: unavailable for exc in UNREACHABLE},
         lifespan=[lifespan],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
@@ -111,6 +113,7 @@ async def _refresh_gauges(svc: Services) -> None:
     while True:
         with contextlib.suppress(Exception):
             stream_metrics.observe_queue(await queue.stats())
+            await stream_metrics.observe_workers(svc.redis, svc.keys)
             metrics.SSE_READERS.set(svc.hub.readers)
         await asyncio.sleep(5)
 

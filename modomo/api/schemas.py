@@ -255,5 +255,7 @@ class ScenePage(msgspec.Struct, kw_only=True):
 
 class Health(msgspec.Struct, kw_only=True):
     ok: bool
+    status: Literal["ok", "degraded"] = "ok"
+    """``degraded`` (with a 503) while Redis or PostgreSQL does not answer."""
     redis: str
     postgres: str
