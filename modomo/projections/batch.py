@@ -18,6 +18,7 @@ from modomo.projections.projector import (
     LogEntry,
     Parked,
     Projector,
+    event_type_of,
     load_checkpoint,
     save_checkpoint,
 )
@@ -59,7 +60,7 @@ async def apply_batch(
         parked = await apply_isolated(conn, projector, entries)
         if projector.parks:
             parked.extend(
-                Parked(e.entry_id, "unreadable", e.error or "unreadable", e.raw)
+                Parked(e.entry_id, event_type_of(e), e.error or "unreadable", e.raw)
                 for e in entries
                 if e.event is None and not e.skipped
             )

@@ -1,7 +1,13 @@
 """Parking: an event that cannot be applied is set aside with its reason, never retried
 forever, and never allowed to stop the events behind it.
 
-Two kinds of failure, told apart by what raised:
+An entry is parked without being tried when it cannot be read (not JSON, an unknown type
+or version, a lone surrogate), refers to nothing the read model has, or holds text
+PostgreSQL cannot store (a NUL character, found by
+:func:`~modomo.projections.projector.decode_entry`): these depend on the entry alone, so
+every projector that reads its type, and every replay, parks it the same way.
+
+Beyond that, two kinds of failure, told apart by what raised:
 
 - **The event's own fault** (:func:`is_poison`): PostgreSQL refused its data — SQLSTATE
   class 22 (data exception: NUL in text, a number out of range, an unsupported Unicode
@@ -10,8 +16,10 @@ Two kinds of failure, told apart by what raised:
   surrogate, an integer too large for its column). :func:`apply_isolated` then finds the
   offending entries by bisection, each attempt inside a savepoint of the batch's
   transaction, parks exactly those and applies everything else, so the batch, its parked
-  rows and the checkpoint still commit together. Parking depends only on the entry, so a
-  replay parks the same set.
+  rows and the checkpoint still commit together. A refused value that a later event of the
+  same batch overwrote never reaches PostgreSQL, so which entries this catches can depend
+  on where batches begin; the checks above, which cover what the API and workers could
+  ever let through, do not.
 - **Anything else** (connection lost, server shutting down, a timeout, a lock, a missing
   table): not the event's fault. It propagates, the batch rolls back, and the runner
   retries with backoff, for as long as it takes.
@@ -178,7 +186,9 @@ async def retry(conn: asyncpg.Connection[Any], projector: Projector, entry_id: s
         row = await _open_row(conn, projector.name, entry_id)
         entry = decode_entry(entry_id, bytes(row["payload"]), projector.interest)
         if entry.event is None and not entry.skipped:
-            refused = [Parked(entry_id, "unreadable", entry.error or "unreadable", entry.raw)]
+            refused = [
+                Parked(entry_id, event_type_of(entry), entry.error or "unreadable", entry.raw)
+            ]
         else:
             projector.reset()
             refused = await apply_isolated(conn, projector, [entry])

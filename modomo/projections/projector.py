@@ -19,6 +19,7 @@ import msgspec
 
 from modomo.domain.codec import CODEC, EventDecodeError
 from modomo.domain.events import Event
+from modomo.domain.text import find_problem
 
 SWAP_LOCK = 0x6D6F646F6D6F_01
 """Advisory lock: batches take it shared, a replay's table swap exclusive."""
@@ -38,6 +39,8 @@ class LogEntry:
     error: str | None = None
     skipped: bool = False
     """Of a type the projector ignores, so never decoded."""
+    tag: str = ""
+    """The event's type when it decoded but cannot be applied (``error`` says why)."""
 
     @property
     def ms_seq(self) -> tuple[int, int]:
@@ -78,15 +81,24 @@ def decode_entry(entry_id: str, raw: bytes, interest: frozenset[str] | None = No
         if tag not in interest:
             return LogEntry(entry_id, raw, None, skipped=True)
     try:
-        return LogEntry(entry_id, raw, CODEC.decode(raw))
+        event = CODEC.decode(raw)
     except EventDecodeError as exc:
         return LogEntry(entry_id, raw, None, str(exc))
+    # NUL can only be in the text as the JSON escape; the byte search spares the walk for
+    # every other entry. (msgspec refuses lone surrogates while decoding, above.)
+    if _NUL_ESCAPE in raw and (found := find_problem(event)) is not None:
+        tag = str(type(event).__struct_config__.tag)
+        return LogEntry(entry_id, raw, None, f"{found[0]} {found[1]}", tag=tag)
+    return LogEntry(entry_id, raw, event)
+
+
+_NUL_ESCAPE = b"\\u0000"
 
 
 def event_type_of(entry: LogEntry) -> str:
     if entry.event is not None:
         return str(type(entry.event).__struct_config__.tag)
-    return "unreadable"
+    return entry.tag or "unreadable"
 
 
 class Projector:
