@@ -194,15 +194,16 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from modomo.demo.run import demo
+    from modomo.demo.run import demo, until_signalled
     from modomo.demo.services import ServiceError
+    from modomo.demo.supervisor import CrashLoop
 
     if not 1 <= args.scenes <= 500:
         print("modomo: --scenes takes a number from 1 to 500", file=sys.stderr)
         return 2
     try:
-        return await demo(settings, args.scenes, Path(args.state))
-    except ServiceError as exc:
+        return await until_signalled(demo(settings, args.scenes, Path(args.state)), stopped=1)
+    except (ServiceError, CrashLoop) as exc:
         print(f"modomo: {exc}", file=sys.stderr)
         return 1
 
@@ -210,12 +211,13 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
 async def _up(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from modomo.demo.run import up
+    from modomo.demo.run import until_signalled, up
     from modomo.demo.services import ServiceError
+    from modomo.demo.supervisor import CrashLoop
 
     try:
-        return await up(settings, Path(args.state))
-    except ServiceError as exc:
+        return await until_signalled(up(settings, Path(args.state)), stopped=0)
+    except (ServiceError, CrashLoop) as exc:
         print(f"modomo: {exc}", file=sys.stderr)
         return 1
 

@@ -103,6 +103,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_grace_s: float = 60.0
     """On SIGTERM, how long running tasks may take to finish before they are abandoned."""
 
+    supervisor_max_restarts: int = 5
+    """``modomo up``/``demo``: a child that exits more often than this within
+    ``MODOMO_SUPERVISOR_WINDOW_S`` is crash-looping, and everything stops (exit 1)."""
+    supervisor_window_s: float = 60.0
+    """The window in which ``MODOMO_SUPERVISOR_MAX_RESTARTS`` is counted."""
+
     log_format: LogFormat = "auto"
     """``json`` lines, ``console`` for people, or ``auto``: console on a terminal, else JSON."""
     log_level: str = "info"
@@ -224,6 +230,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError(
                 "MODOMO_PROJECTOR_TRIM_INTERVAL_S: must be a finite number of seconds (0: never)"
             )
+        if self.supervisor_max_restarts < 0:
+            raise SettingsError("MODOMO_SUPERVISOR_MAX_RESTARTS: must not be negative")
+        if not 0 < self.supervisor_window_s < float("inf"):
+            raise SettingsError("MODOMO_SUPERVISOR_WINDOW_S: must be a positive number of seconds")
         if self.projector_trim_margin < 0:
             raise SettingsError("MODOMO_PROJECTOR_TRIM_MARGIN: must not be negative")
         if ":" in self.redis_prefix or not self.redis_prefix:
