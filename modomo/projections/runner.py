@@ -83,7 +83,7 @@ class ProjectorRunner:
         """Project until :meth:`stop`; never returns earlier.
 
         Whatever breaks a batch rolls it back. A failure of PostgreSQL or Redis
-        (:data:`TRANSIENT`) is retried with backoff up to 5 s between tries, for as long as
+        (:data:`TRANSIENT`) is retried with backoff up to 3 s between tries, for as long as
         the outage lasts; anything else (a bug, a missing table) is logged as an error and
         retried up to 30 s apart. Events PostgreSQL refuses are parked, never raised, so a
         failure repeating here is never one event's fault.
@@ -103,7 +103,7 @@ class ProjectorRunner:
                 failures += 1
                 self._cut_off(exc)
                 self._log.warning("projector_connection_lost", error=repr(exc), failures=failures)
-                await self._pause(backoff_s(failures, 5.0))
+                await self._pause(backoff_s(failures, 3.0))
             except Exception as exc:
                 failures += 1
                 self._cut_off(exc)

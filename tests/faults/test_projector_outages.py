@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 TABLES = (*READ_TABLES, "event_log", "parked_events")
 OUTAGE_S = 3.0
 """Added to the time it takes to observe the outage (a few seconds): the runners' pauses
-between tries have grown to seconds by then, and several tries have failed."""
+between tries have reached their longest (3 s) by then, and several tries have failed."""
 
 
 async def _positions(settings: Settings) -> dict[str, str]:
@@ -59,7 +59,7 @@ async def own_postgres(db_settings: Settings) -> AsyncIterator[tuple[Settings, P
     cluster = PostgresCluster()
     try:
         settings = msgspec.structs.replace(
-            db_settings, database_url=cluster.url, projector_batch=10, metrics_port=free_port()
+            db_settings, database_url=cluster.url, projector_batch=25, metrics_port=free_port()
         )
         conn = await asyncpg.connect(settings.database_url)
         await migrate(conn, settings.db_schema, settings.db_log_schema)
@@ -73,7 +73,7 @@ async def test_postgres_killed_mid_projection_is_ridden_out(
     redis: Redis, own_postgres: tuple[Settings, PostgresCluster], tmp_path: Path
 ) -> None:
     settings, cluster = own_postgres
-    events = synthetic_log(11, 150)
+    events = synthetic_log(11, 130)
     last = await publish(redis, settings, events[:-100])
     url = f"http://127.0.0.1:{settings.metrics_port}"
     proc = spawn(settings, "project", log=tmp_path / "project.log")
@@ -141,13 +141,13 @@ async def test_redis_killed_mid_projection_is_ridden_out(
 ) -> None:
     server = RedisServer()
     settings = msgspec.structs.replace(
-        db_settings, redis_url=server.url, projector_batch=10, metrics_port=free_port()
+        db_settings, redis_url=server.url, projector_batch=25, metrics_port=free_port()
     )
     url = f"http://127.0.0.1:{settings.metrics_port}"
     redis = connect(settings)
     proc = None
     try:
-        events = synthetic_log(12, 120)
+        events = synthetic_log(12, 130)
         last = await publish(redis, settings, events)
         proc = spawn(settings, "project", log=tmp_path / "project.log")
 
