@@ -105,16 +105,31 @@ UNREACHABLE = (
 
 def unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """A 503 saying which server is out of reach, instead of a 500: the client may retry."""
-    module = type(exc).__module__
-    server = "Redis" if module.startswith("redis") else "PostgreSQL"
-    if module.startswith(("builtins", "asyncio")):
-        server = "a server Modomo needs"
+    server = _server_of(exc)
     _access.warning("dependency_unreachable", server=server, error=repr(exc))
     return Response(
         {"status_code": 503, "detail": f"{server} is unreachable right now; try again shortly"},
         status_code=503,
         headers={"Retry-After": "5"},
     )
+
+
+_SERVERS = (("asyncpg", "PostgreSQL"), ("redis", "Redis"), ("aiobotocore", "object storage"))
+
+
+def _server_of(exc: BaseException) -> str:
+    """Which server ``exc`` came from: its own module, else the library code it passed
+    through (a refused TCP connection is a builtin ``OSError`` raised under asyncpg)."""
+    modules = [type(exc).__module__]
+    frame = exc.__traceback__
+    while frame is not None:
+        modules.append(str(frame.tb_frame.f_globals.get("__name__", "")))
+        frame = frame.tb_next
+    for module in modules:
+        for prefix, server in _SERVERS:
+            if module.startswith(prefix):
+                return server
+    return "a server Modomo needs"
 
 
 _access = structlog.get_logger("modomo.api.access")

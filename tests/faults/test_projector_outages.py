@@ -27,6 +27,7 @@ from modomo.settings import Settings
 from modomo.streams.connection import connect
 from tests.faults.observe import health, scrape, spawn, value
 from tests.faults.outages import PostgresCluster, RedisServer
+from tests.integration.api_support import running_api
 from tests.integration.projection_support import caught_up, dump, publish, reference_dump
 from tests.integration.support import stop_process, wait_for
 
@@ -70,66 +71,71 @@ async def own_postgres(db_settings: Settings) -> AsyncIterator[tuple[Settings, P
 
 
 async def test_postgres_killed_mid_projection_is_ridden_out(
-    redis: Redis, own_postgres: tuple[Settings, PostgresCluster], tmp_path: Path
+    redis: Redis, own_postgres: tuple[Settings, PostgresCluster], s3_endpoint: str, tmp_path: Path
 ) -> None:
     settings, cluster = own_postgres
     events = synthetic_log(11, 130)
     last = await publish(redis, settings, events[:-100])
     url = f"http://127.0.0.1:{settings.metrics_port}"
     proc = spawn(settings, "project", log=tmp_path / "project.log")
-    try:
+    # The API rides the same outage.
+    async with running_api(settings, s3_endpoint, projectors=False) as api, api.client() as client:
+        try:
+            assert (await client.get("/datasets")).status_code == 200
 
-        async def working() -> bool:
-            return bool((await _positions(settings)).get("scenes"))
+            async def working() -> bool:
+                return bool((await _positions(settings)).get("scenes"))
 
-        await wait_for(working, within=60, what="the projectors to start")
-        # Work is under way, not done, the moment the server dies.
-        before = await _positions(settings)
-        cluster.kill()
-        assert any(_before(p, last) for p in before.values()), before
+            await wait_for(working, within=60, what="the projectors to start")
+            # Work is under way, not done, the moment the server dies.
+            before = await _positions(settings)
+            cluster.kill()
+            assert any(_before(p, last) for p in before.values()), before
 
-        async def degraded() -> bool:
-            status, body = await health(f"{url}/health")
-            return status == 503 and str(body.get("postgres", "")).startswith("down")
+            async def degraded() -> bool:
+                status, body = await health(f"{url}/health")
+                return status == 503 and str(body.get("postgres", "")).startswith("down")
 
-        await wait_for(degraded, within=30, what="/health to say PostgreSQL is down")
-        _, body = await health(f"{url}/health")
-        assert body["status"] == "degraded"
-        assert body["redis"] == "ok"
-        # The lag gauge keeps moving while nothing can be applied.
-        stalled = value(
-            await scrape(f"{url}/metrics"), "modomo_projector_lag_events", projector="scenes"
-        )
-        assert stalled is not None
-        last = await publish(redis, settings, events[-100:])
+            await wait_for(degraded, within=30, what="/health to say PostgreSQL is down")
+            _, body = await health(f"{url}/health")
+            assert (body["status"], body["redis"]) == ("degraded", "ok")
+            status, body = await health(f"{api.url}/health")
+            assert (status, body["status"], body["redis"]) == (503, "degraded", "ok")
+            refused = await client.get("/datasets")
+            assert refused.status_code == 503
+            assert "PostgreSQL is unreachable" in refused.text
 
-        async def lag_grew() -> bool:
-            now = value(
-                await scrape(f"{url}/metrics"), "modomo_projector_lag_events", projector="scenes"
-            )
-            return now is not None and now >= stalled + 100
+            # The lag gauge keeps moving while nothing can be applied.
+            lag = {"projector": "scenes"}
+            stalled = value(await scrape(f"{url}/metrics"), "modomo_projector_lag_events", **lag)
+            assert stalled is not None
+            last = await publish(redis, settings, events[-100:])
 
-        await wait_for(lag_grew, within=30, what="the lag gauge to count new events")
-        await asyncio.sleep(OUTAGE_S)
-        assert proc.poll() is None, "the projector process exited during the outage"
-        await asyncio.to_thread(cluster.start)
+            async def lag_grew() -> bool:
+                now = value(await scrape(f"{url}/metrics"), "modomo_projector_lag_events", **lag)
+                return now is not None and now >= stalled + 100
 
-        async def done() -> bool:
-            try:
-                return await caught_up(settings, list(PROJECTORS), last)
-            except (OSError, asyncpg.PostgresError):
-                return False
+            await wait_for(lag_grew, within=30, what="the lag gauge to count new events")
+            await asyncio.sleep(OUTAGE_S)
+            assert proc.poll() is None, "the projector process exited during the outage"
+            await asyncio.to_thread(cluster.start)
 
-        await wait_for(done, within=90, what="the projectors to catch up after the outage")
+            async def done() -> bool:
+                try:
+                    return await caught_up(settings, list(PROJECTORS), last)
+                except (OSError, asyncpg.PostgresError):
+                    return False
 
-        async def healthy() -> bool:
-            return (await health(f"{url}/health"))[0] == 200
+            await wait_for(done, within=90, what="the projectors to catch up after the outage")
 
-        await wait_for(healthy, within=30, what="/health to recover")
-        after = await _positions(settings)
-        assert all(p == last for p in after.values()), after
-    finally:
-        stop_process(proc)
+            async def healthy() -> bool:
+                api_ok = (await client.get("/datasets")).status_code == 200
+                return api_ok and (await health(f"{url}/health"))[0] == 200
+
+            await wait_for(healthy, within=30, what="the API and /health to recover")
+            assert (await health(f"{api.url}/health"))[0] == 200
+        finally:
+            stop_process(proc)
     assert proc.returncode == 0
     assert await dump(settings, tables=TABLES) == await reference_dump(
         redis, settings, last, TABLES
