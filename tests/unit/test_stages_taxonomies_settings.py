@@ -206,6 +206,9 @@ INT_VARS = [
     "MODOMO_WORKER_CONCURRENCY",
     "MODOMO_WORKER_MAX_BATCH",
     "MODOMO_WORKER_HTTP_PORT",
+    "MODOMO_PROJECTOR_LEASE_MS",
+    "MODOMO_PROJECTOR_TRIM_MARGIN",
+    "MODOMO_SUPERVISOR_MAX_RESTARTS",
 ]
 
 
@@ -409,6 +412,13 @@ def env_values() -> dict[str, Any]:
         "MODOMO_DB_LOG_SCHEMA": "lg",
         "MODOMO_DB_STATEMENT_CACHE_SIZE": "0",
         "MODOMO_PROJECTOR_BATCH": "50",
+        "MODOMO_DB_CONNECT_TIMEOUT_S": "3",
+        "MODOMO_DB_COMMAND_TIMEOUT_S": "30",
+        "MODOMO_PROJECTOR_LEASE_MS": "4000",
+        "MODOMO_PROJECTOR_TRIM_INTERVAL_S": "5",
+        "MODOMO_PROJECTOR_TRIM_MARGIN": "100",
+        "MODOMO_SUPERVISOR_MAX_RESTARTS": "2",
+        "MODOMO_SUPERVISOR_WINDOW_S": "30",
         "MODOMO_API_HOST": "0.0.0.0",
         "MODOMO_REDIS_MAX_CONNECTIONS": "16",
         "MODOMO_API_PORT": "9090",
@@ -478,3 +488,20 @@ def test_the_development_jwt_secret_is_refused_beyond_loopback() -> None:
     )
     with pytest.raises(SettingsError, match=r"at least 16"):
         Settings.from_env({"MODOMO_JWT_SECRET": "short"})
+
+
+@pytest.mark.parametrize(
+    ("var", "raw", "says"),
+    [
+        ("MODOMO_DB_CONNECT_TIMEOUT_S", "0", "positive number of seconds"),
+        ("MODOMO_DB_COMMAND_TIMEOUT_S", "inf", "positive number of seconds"),
+        ("MODOMO_PROJECTOR_LEASE_MS", "50", "at least 100"),
+        ("MODOMO_PROJECTOR_TRIM_INTERVAL_S", "-1", "finite number of seconds"),
+        ("MODOMO_PROJECTOR_TRIM_MARGIN", "-5", "must not be negative"),
+        ("MODOMO_SUPERVISOR_MAX_RESTARTS", "-1", "must not be negative"),
+        ("MODOMO_SUPERVISOR_WINDOW_S", "0", "positive number of seconds"),
+    ],
+)
+def test_fault_tolerance_settings_name_their_variable(var: str, raw: str, says: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{var}: .*{says}"):
+        from_env(**{var: raw})
