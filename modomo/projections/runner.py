@@ -110,18 +110,19 @@ class ProjectorRunner:
                 self._log.error("projector_failed", error=repr(exc), exc_info=exc)
                 await self._pause(backoff_s(failures, 30.0))
             finally:
+                held = self.active.is_set()
                 self.active.clear()
                 metrics.ACTIVE.labels(self.projector.name).set(0)
                 if conn is not None:
-                    await self._close(conn)
+                    await self._close(conn, release=held and self._stopping.is_set())
         self.state = "stopped"
 
     def _cut_off(self, exc: BaseException) -> None:
         self.state = "reconnecting"
         self.last_error = f"{type(exc).__name__}: {exc}"[:300]
 
-    async def _close(self, conn: asyncpg.Connection[Any]) -> None:
-        if self._stopping.is_set() and self.active.is_set() and not conn.is_closed():
+    async def _close(self, conn: asyncpg.Connection[Any], release: bool) -> None:
+        if release and not conn.is_closed():
             # A clean stop hands the lease over at once instead of after its expiry.
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(2), db.transaction(conn):
