@@ -21,6 +21,7 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from modomo.api.auth import ROLES, create_api_key
+from modomo.cli_products import add_commands as add_product_commands
 from modomo.logs import configure_logging
 from modomo.projections.cli import register as register_read_side
 from modomo.projections.db import connect as connect_db
@@ -76,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_cmd.add_argument("--scenes", type=int, default=20, help="how many photos")
     demo_cmd.add_argument("--state", default=".modomo", help="folder for data and logs")
+    demo_cmd.add_argument(
+        "--golden",
+        help="a folder from `modomo golden`: its images are the photos, then the job is scored",
+    )
     demo_cmd.set_defaults(run=_demo)
     up_cmd = sub.add_parser("up", help="run S3, the API, projectors and a GPU worker until Ctrl-C")
     up_cmd.add_argument("--state", default=".modomo", help="folder for data and logs")
@@ -98,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     revoke_key.add_argument("key_id")
     revoke_key.set_defaults(run=_apikey_revoke)
 
+    add_product_commands(sub)
     return parser
 
 
@@ -197,13 +203,17 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from modomo.demo.run import demo, until_signalled
     from modomo.demo.services import ServiceError
     from modomo.demo.supervisor import CrashLoop
+    from modomo.evaluate.run import EvalError
 
     if not 1 <= args.scenes <= 500:
         print("modomo: --scenes takes a number from 1 to 500", file=sys.stderr)
         return 2
     try:
-        return await until_signalled(demo(settings, args.scenes, Path(args.state)), stopped=1)
-    except (ServiceError, CrashLoop) as exc:
+        golden = Path(args.golden) if args.golden else None
+        return await until_signalled(
+            demo(settings, args.scenes, Path(args.state), golden), stopped=1
+        )
+    except (ServiceError, CrashLoop, EvalError) as exc:
         print(f"modomo: {exc}", file=sys.stderr)
         return 1
 

@@ -17,13 +17,12 @@ import sys
 import time
 from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import msgspec
 
 from modomo.api.auth import issue_token
-from modomo.demo.images import room
 from modomo.demo.services import (
     ServiceError,
     databases,
@@ -36,11 +35,15 @@ from modomo.projections import db
 from modomo.projections.migrate import migrate
 from modomo.settings import Settings
 from modomo.storage import Storage
+from modomo.synthetic.rooms import room
+
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
 async def _stack(settings: Settings, state: Path) -> AsyncIterator[tuple[str, Supervisor]]:
-    """S3, API, projectors and one GPU worker, supervised; yields the API's base URL."""
+    """S3, API, projectors, the exporter and one GPU worker, supervised; yields the API's
+    base URL."""
     supervisor = Supervisor(
         max_restarts=settings.supervisor_max_restarts, window_s=settings.supervisor_window_s
     )
@@ -53,6 +56,7 @@ async def _stack(settings: Settings, state: Path) -> AsyncIterator[tuple[str, Su
             )
         api = await supervisor.start(modomo_child("api", ["api"], settings, state))
         await supervisor.start(modomo_child("projectors", ["project"], settings, state))
+        await supervisor.start(modomo_child("exporter", ["exporter"], settings, state))
         # A worker started by `up` waits for work for as long as `up` runs.
         worker = await supervisor.start(
             modomo_child("worker", ["worker"], settings, state, {"MODOMO_WORKER_IDLE_EXIT_S": "0"})
@@ -125,7 +129,12 @@ async def _follow(client: httpx.AsyncClient, job_id: str, total: int) -> dict[st
     return final
 
 
-async def _run_demo(settings: Settings, base: str, scenes: int) -> int:
+async def _run_demo(
+    settings: Settings, base: str, photos: list[tuple[str, bytes]]
+) -> tuple[int, str]:
+    """Upload ``photos`` (file name, JPEG), run a job over them, print a summary; the exit
+    code and the job's id."""
+    scenes = len(photos)
     token = issue_token(settings.jwt_secret, "demo", "admin", 24 * 3600)
     async with httpx.AsyncClient(
         base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}
@@ -141,24 +150,23 @@ async def _run_demo(settings: Settings, base: str, scenes: int) -> int:
             )
         )
         dataset_id = dataset["dataset_id"]
-        photos = [room(seed) for seed in range(scenes)]
         uploads = _ok(
             await client.post(
                 f"/datasets/{dataset_id}/presign",
                 json={
                     "files": [
                         {
-                            "filename": f"room-{i:03d}.jpg",
+                            "filename": name,
                             "content_type": "image/jpeg",
                             "size_bytes": len(photo),
                         }
-                        for i, photo in enumerate(photos)
+                        for name, photo in photos
                     ]
                 },
             )
         )["uploads"]
         async with httpx.AsyncClient(timeout=60) as plain:
-            for upload, photo in zip(uploads, photos, strict=True):
+            for upload, (_, photo) in zip(uploads, photos, strict=True):
                 put = await plain.put(upload["url"], content=photo, headers=upload["headers"])
                 if put.status_code != 200:
                     raise ServiceError(
@@ -207,7 +215,7 @@ async def _run_demo(settings: Settings, base: str, scenes: int) -> int:
     print(f"  a scene      {base}/scenes/{first}")
     print(f"  metrics      {base}/metrics")
     print(f"  bearer token for trying them: {token}\n")
-    return 0 if final.get("status") in ("succeeded", "partial") else 1
+    return (0 if final.get("status") in ("succeeded", "partial") else 1), job_id
 
 
 async def _settled(client: httpx.AsyncClient, job_id: str) -> Any:
@@ -253,16 +261,37 @@ async def _services(
             yield settings, base, supervisor
 
 
-async def demo(settings: Settings, scenes: int, state: Path) -> int:
+async def demo(settings: Settings, scenes: int, state: Path, golden: Path | None = None) -> int:
     """Run the demo; 0 when the job ended with every scene processed (ok or partial).
 
-    A child that keeps crashing meanwhile ends the demo (:class:`CrashLoop`)."""
+    With ``golden`` (a folder from ``modomo golden``), its images are the photos, and the
+    job is then scored against its ground truth (``modomo eval``), the report printed. A
+    child that keeps crashing meanwhile ends the demo (:class:`CrashLoop`).
+    """
+    if golden is None:
+        photos = [(f"room-{i:03d}.jpg", room(i)) for i in range(scenes)]
+    else:
+        photos = [(p.name, p.read_bytes()) for p in sorted((golden / "images").glob("*.jpg"))]
+        if not photos:
+            raise ServiceError(f"no images under {golden / 'images'}: run `modomo golden` first")
     async with _services(settings, state) as (settings, base, supervisor):
         _say(
             f"services up (logs in {state / 'logs'}); model profile "
             f"{settings.model_profile} (tiny unless real weights are in {settings.model_dir})"
         )
-        return await _first(_run_demo(settings, base, scenes), supervisor.wait_failed())
+        code, job_id = await _first(_run_demo(settings, base, photos), supervisor.wait_failed())
+        if golden is not None:
+            await _evaluate(settings, golden, job_id)
+        return code
+
+
+async def _evaluate(settings: Settings, golden: Path, job_id: str) -> None:
+    """Score the job against the golden set, record it, print the report."""
+    from modomo.cli_products import evaluate_and_record
+    from modomo.evaluate.report import render
+
+    event = await evaluate_and_record(settings, golden / "ground_truth.json", job_id, "demo")
+    print(render(event))
 
 
 async def up(settings: Settings, state: Path) -> int:
@@ -277,7 +306,7 @@ async def up(settings: Settings, state: Path) -> int:
     return 0
 
 
-async def _first(main: Coroutine[Any, Any, int], failed: Coroutine[Any, Any, None]) -> int:
+async def _first(main: Coroutine[Any, Any, T], failed: Coroutine[Any, Any, None]) -> T:
     """``main``'s result, unless ``failed`` raises first (then ``main`` is cancelled)."""
     work, watch = asyncio.ensure_future(main), asyncio.ensure_future(failed)
     try:

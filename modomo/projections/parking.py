@@ -191,6 +191,7 @@ async def retry(conn: asyncpg.Connection[Any], projector: Projector, entry_id: s
             ]
         else:
             projector.reset()
+            await projector.prepare(conn)
             refused = await apply_isolated(conn, projector, [entry])
         if refused:
             reason = sanitise(refused[0].reason)[:MAX_REASON]

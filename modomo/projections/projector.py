@@ -116,6 +116,11 @@ class Projector:
     def decode(self, raw: Sequence[RawEntry]) -> list[LogEntry]:
         return [decode_entry(entry_id, payload, self.interest) for entry_id, payload in raw]
 
+    async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
+        """Once per connection, inside a transaction: look up what ``apply`` needs. Nothing
+        may be kept in the session (a transaction-mode pooler may give every transaction
+        another server connection)."""
+
     def reset(self) -> None:
         """Forget anything remembered between batches (the tables changed under us)."""
 

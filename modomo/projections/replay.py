@@ -83,6 +83,8 @@ async def replay(
         try:
             for projector in projectors:
                 projector.reset()
+                async with db.transaction(shadow):
+                    await projector.prepare(shadow)
             await _fold_all(
                 shadow,
                 projectors,

@@ -146,9 +146,10 @@ class ProjectorRunner:
                     taken = False
                 if taken:
                     self.checkpoint = await load_checkpoint(conn, self.projector)
+                    self.projector.reset()
+                    await self.projector.prepare(conn)
             if taken:
                 self._renewed_at = time.monotonic()
-                self.projector.reset()
                 self.active.set()
                 self.state = "active"
                 self.last_error = None

@@ -17,10 +17,10 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from modomo.demo.images import room
 from modomo.demo.services import free_port
 from modomo.settings import Settings
 from modomo.streams.keys import EVENT_FIELD, Keys
+from modomo.synthetic.rooms import room
 from tests.faults.observe import Samples, health, scrape, spawn
 from tests.integration.api_support import running_api
 from tests.integration.support import stop_process, wait_for

@@ -31,12 +31,12 @@ from modomo.domain.events import (
     SceneRequeued,
     WorkerWarming,
 )
-from modomo.domain.synthetic import synthetic_log
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import PROJECTORS, READ_MODEL_PROJECTORS, select
 from modomo.projections.replay import replay
 from modomo.settings import Settings
 from modomo.streams.keys import EVENT_FIELD, Keys
+from modomo.synthetic.log import synthetic_log
 from tests.integration.projection_support import dump, project
 
 pytestmark = pytest.mark.integration

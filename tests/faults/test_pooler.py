@@ -16,10 +16,10 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from modomo.domain.synthetic import synthetic_log
 from modomo.projections import db
 from modomo.projections.registry import PROJECTORS, READ_TABLES
 from modomo.settings import Settings
+from modomo.synthetic.log import synthetic_log
 from tests.faults.observe import spawn
 from tests.faults.outages import Pgbouncer, PostgresCluster
 from tests.integration.projection_support import caught_up, dump, publish, reference_dump

@@ -20,11 +20,11 @@ import pytest
 from redis.asyncio import Redis
 
 from modomo.demo.services import free_port
-from modomo.domain.synthetic import synthetic_log
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import PROJECTORS, READ_TABLES
 from modomo.settings import Settings
 from modomo.streams.connection import connect
+from modomo.synthetic.log import synthetic_log
 from tests.faults.observe import health, scrape, spawn, value
 from tests.faults.outages import PostgresCluster, RedisServer
 from tests.integration.api_support import running_api

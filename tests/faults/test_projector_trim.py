@@ -10,13 +10,13 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from modomo.domain.synthetic import synthetic_log
 from modomo.projections.migrate import migrate
 from modomo.projections.monitor import Monitor
 from modomo.projections.registry import PROJECTORS, select
 from modomo.projections.runner import ProjectorRunner
 from modomo.settings import Settings
 from modomo.streams.keys import Keys
+from modomo.synthetic.log import synthetic_log
 from tests.integration.projection_support import caught_up, dump, project, publish
 from tests.integration.support import wait_for
 
