@@ -24,7 +24,12 @@ from redis.asyncio import Redis
 
 from modomo.domain.events import (
     EVENT_TYPES,
+    EvaluationRecorded,
     EventBase,
+    ExportCompleted,
+    ExportFailed,
+    ExportRequested,
+    ExportStarted,
     JobCompleted,
     JobCreated,
     SceneDeadLettered,
@@ -109,11 +114,27 @@ def build_log() -> list[Entry]:
     events: list[EventBase] = synthetic_log(5, 12, failure_rate=0.5)
     job = next(e for e in events if isinstance(e, JobCreated))
     dead = next(e for e in events if isinstance(e, SceneDeadLettered))
-    # The three types the synthetic log never writes.
+    # The types the synthetic log never writes.
+    export = {"export_id": "x1"}
     events += [
         WorkerWarming(job_id=job.job_id, worker="w1"),
         SceneRequeued(job_id=dead.job_id, scene_id=dead.scene_id, prior_attempts=3),
         JobCompleted(job_id=job.job_id, status="partial", ok=1, partial=1, failed=1),
+        ExportRequested(**export, dataset_id=job.dataset_id, format="coco", requested_by="r"),
+        ExportStarted(**export, position="1-0", worker="w"),
+        ExportFailed(**export, error="the bucket went away", will_retry=True),
+        ExportCompleted(**export, position="1-0", key="exports/x1.zip", size_bytes=9, sha256="ab"),
+        EvaluationRecorded(
+            evaluation_id="e1",
+            golden="golden",
+            golden_sha256="ab",
+            job_id=job.job_id,
+            models={"clip": "tiny"},
+            metrics={"map": 0.5},
+            per_class={"map": {"sofa": 0.5}},
+            regressions=("map",),
+            notes=("a note",),
+        ),
     ]
     first_of: dict[str, int] = {}
     for index, event in enumerate(events):

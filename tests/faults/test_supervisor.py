@@ -163,7 +163,7 @@ async def test_sigint_to_the_pid_of_up_in_the_background_stops_everything(
     try:
         await _wait_text(tmp_path / "up.log", "Modomo is up", up, within=120)
         groups = set(_children(up.pid))
-        assert len(groups) == 4
+        assert len(groups) == 5  # S3, API, projectors, exporter, worker
         up.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(up.wait, 30)
     finally:
