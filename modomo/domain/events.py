@@ -19,6 +19,7 @@ from typing import Literal
 
 import msgspec
 
+from modomo.domain.failures import FailureClass
 from modomo.domain.stages import Stage, StageFlags
 
 
@@ -66,6 +67,8 @@ class ModelRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     id: str
     profile: str = "real"
+    digest: str = ""
+    """``sha256:<hex>`` of the weights the model was loaded from (empty: not recorded)."""
 
 
 class Scored(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -143,6 +146,8 @@ class RegisteredScene(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     content_type: str = "image/jpeg"
     size_bytes: int = 0
     filename: str = ""
+    etag: str = ""
+    """The object's ETag when it was registered: the worker refuses a changed original."""
 
 
 class ScenesRegistered(EventBase, frozen=True, kw_only=True, tag="scenes_registered"):
@@ -268,6 +273,9 @@ class SceneFailed(SceneEvent, frozen=True, kw_only=True, tag="scene_failed"):
     error: str
     will_retry: bool = False
     stage: str = ""
+    failure: FailureClass = "transient"
+    """``input``: the input can never be processed (final at once); ``transient``: retried
+    while attempts remain (see :mod:`modomo.domain.failures`)."""
 
 
 class AttemptError(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -277,6 +285,7 @@ class AttemptError(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     error: str
     consumer: str = ""
     at: datetime = msgspec.field(default_factory=utc_now)
+    failure: FailureClass = "transient"
 
 
 class SceneDeadLettered(SceneEvent, frozen=True, kw_only=True, tag="scene_dead"):
@@ -284,6 +293,8 @@ class SceneDeadLettered(SceneEvent, frozen=True, kw_only=True, tag="scene_dead")
 
     errors: tuple[AttemptError, ...] = ()
     dead_entry_id: str = ""
+    reason: str = ""
+    """Why it went dead: ``input`` (at once) or ``attempts_exhausted``."""
 
 
 JobStatus = Literal["queued", "running", "succeeded", "partial", "failed"]

@@ -27,7 +27,8 @@ from modomo.gpu.pipeline import Pipeline
 from modomo.gpu.runtime import Runtime, choose_runtime, gpu_memory_used, prepare_environment
 from modomo.gpu.storage import DirStorage, ObjectStore
 from modomo.settings import Settings
-from modomo.streams.worker import Delivery, TaskContext, Worker, consumer_name
+from modomo.streams.delivery import Delivery, TaskContext, consumer_name
+from modomo.streams.worker import Worker
 
 log = structlog.get_logger("modomo.gpu.worker")
 

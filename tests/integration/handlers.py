@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 
 from modomo.domain.events import EventBase, SceneCompleted
-from modomo.streams.worker import TaskContext
+from modomo.streams.delivery import TaskContext
 
 SLOW_S = float(os.environ.get("MODOMO_TEST_SLOW_S", "1.0"))
 BLOCK_S = float(os.environ.get("MODOMO_TEST_BLOCK_S", "1.0"))
@@ -35,9 +35,9 @@ def calls_key(prefix: str, scene_id: str) -> str:
 
 async def behave(ctx: TaskContext) -> Sequence[EventBase]:
     task = ctx.delivery.task
-    events = ctx.events
-    count = await events.redis.rpush(
-        calls_key(events.keys.prefix, task.scene_id),
+    writer = ctx.writer
+    count = await writer.redis.rpush(
+        calls_key(writer.keys.prefix, task.scene_id),
         f"{time.monotonic()} {ctx.delivery.attempt} {os.getpid()}",
     )
     scene = task.scene_id
