@@ -172,6 +172,7 @@ class DatasetController(Controller):
                         content_type=info.content_type,
                         size_bytes=info.size,
                         filename=ref.filename,
+                        etag=info.etag,
                     )
                 )
         if problems:

@@ -218,10 +218,24 @@ def _ok(response: httpx.Response) -> Any:
     return response.json()
 
 
+def local_profile(settings: Settings) -> Settings:
+    """The demo's model profile, made explicit: ``real`` when pulled weights are in the
+    model directory, else ``tiny`` (random weights). A worker never guesses this itself:
+    outside the demo, ``auto`` without real weights refuses to start."""
+    from modomo.gpu.manifest import read_manifest
+
+    if settings.model_profile != "auto":
+        return settings
+    manifest = read_manifest(Path(settings.model_dir))
+    profile = "real" if manifest is not None and manifest.profile == "real" else "tiny"
+    return msgspec.structs.replace(settings, model_profile=profile)
+
+
 @contextlib.asynccontextmanager
 async def _services(settings: Settings, state: Path) -> AsyncIterator[tuple[Settings, str]]:
     """Everything up and migrated; yields the settings in force and the API's URL."""
     state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
+    settings = local_profile(settings)
     async with databases(settings, state) as settings:
         await _prepare(settings)
         with _stack(settings, state) as base:
@@ -234,7 +248,8 @@ async def demo(settings: Settings, scenes: int, state: Path) -> int:
     async with _services(settings, state) as (settings, base):
         _say(
             f"services up (logs in {state / 'logs'}); model profile "
-            f"{settings.model_profile} (tiny unless real weights are in {settings.model_dir})"
+            f"{settings.model_profile} (tiny, random weights, unless real ones are in "
+            f"{settings.model_dir})"
         )
         return await _run_demo(settings, base, scenes)
 

@@ -34,6 +34,7 @@ from modomo.settings import Settings
 from modomo.streams import metrics
 from modomo.streams.connection import REDIS_DOWN
 from modomo.streams.delivery import (
+    EXIT_RESTART,
     BeforeStart,
     DeadlineExceeded,
     Delivery,
@@ -72,6 +73,7 @@ class Worker:
         name: str | None = None,
         concurrency: int = 1,
         before_start: BeforeStart | None = None,
+        link: Link | None = None,
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -81,7 +83,7 @@ class Worker:
         self.before_start = before_start
         self.keys = Keys(settings.redis_prefix)
         self._log = structlog.get_logger("modomo.worker").bind(worker=self.name)
-        self.link = Link(self._log)
+        self.link = link or Link(self._log)
         """Whether this worker reaches Redis (for ``/health``)."""
         self.queue = TaskQueue(redis, self.keys)
         self.locks = Locks(redis)
@@ -112,6 +114,12 @@ class Worker:
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    @property
+    def exit_status(self) -> int:
+        """What the process should exit with once :meth:`run` returned: 0, or
+        ``EXIT_RESTART`` when a handler stopped the worker (StopWorker)."""
+        return EXIT_RESTART if self.stopped_for else 0
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; then wait up to the grace period for running tasks."""

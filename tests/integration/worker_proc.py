@@ -1,7 +1,8 @@
 """A worker process running :func:`tests.integration.handlers.behave`.
 
 ``python -m tests.integration.worker_proc`` with the ``MODOMO_*`` settings in the
-environment; it prints ``ready`` once its group exists, and stops on SIGTERM.
+environment; it prints ``ready`` once its group exists, stops on SIGTERM, and exits with
+the worker's exit status (3 when a handler stopped it for a restart).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from modomo.streams.worker import Worker
 from tests.integration.handlers import behave
 
 
-async def main() -> None:
+async def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings)
     redis = connect(settings)
@@ -28,7 +29,8 @@ async def main() -> None:
         await worker.run_until_signal()
     finally:
         await redis.aclose()
+    return worker.exit_status
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    raise SystemExit(asyncio.run(main()))
