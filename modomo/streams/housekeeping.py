@@ -19,7 +19,7 @@ STATS_INTERVAL_S = 5.0
 
 
 class Housekeeping:
-    """Runs the chores that are due; cheap to call on every loop turn."""
+    """Runs the chores that are due; the worker calls it every ``tick_s``."""
 
     def __init__(self, queue: TaskQueue, trim_interval_s: float) -> None:
         self.queue = queue
@@ -29,6 +29,10 @@ class Housekeeping:
         self._trim_at = now + trim_interval_s
         self.trimmed = 0
         """Queue entries this worker has trimmed since it started."""
+        self.trim_runs = 0
+        """How many times it has looked for entries to trim."""
+        self.tick_s = min(1.0, trim_interval_s, STATS_INTERVAL_S)
+        """How often :meth:`run_due` is worth calling."""
         self._log = structlog.get_logger("modomo.worker")
 
     async def run_due(self) -> None:
@@ -40,6 +44,7 @@ class Housekeeping:
         if now >= self._trim_at:
             self._trim_at = now + self.trim_interval_s
             removed = await self.queue.trim()
+            self.trim_runs += 1
             self.trimmed += removed
             if removed:
                 self._log.info("queue_trimmed", removed=removed)

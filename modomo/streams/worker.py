@@ -129,6 +129,7 @@ class Worker:
         self._log.info("worker_started", concurrency=self.concurrency)
         slots = [asyncio.create_task(self._slot()) for _ in range(self.concurrency)]
         stopped = asyncio.create_task(self._stopping.wait())
+        chores = asyncio.create_task(self._chores())
         try:
             done, _ = await asyncio.wait([*slots, stopped], return_when=asyncio.FIRST_EXCEPTION)
             if stopped in done:
@@ -142,10 +143,11 @@ class Worker:
                     raise task.exception()  # type: ignore[misc]
         finally:
             stopped.cancel()
+            chores.cancel()
             for task in slots:
                 task.cancel()
             # Bounded: a cancellation swallowed inside a Redis call must not hang shutdown.
-            await asyncio.wait([*slots, stopped], timeout=5)
+            await asyncio.wait([*slots, stopped, chores], timeout=5)
         self._log.info("worker_stopped", reason=self.stopped_for or "asked")
 
     async def run_until_signal(self) -> None:
@@ -173,8 +175,17 @@ class Worker:
             if picked is not None:
                 await self._process(picked)
 
+    async def _chores(self) -> None:
+        """The queue gauges and trimming, beside the slots (a long scene must not hold
+        them up); waits through outages like everything else."""
+        while not self.stopping:
+            try:
+                await self.housekeeping.run_due()
+            except REDIS_DOWN as exc:
+                self.link.down(exc, "housekeeping")
+            await asyncio.sleep(self.housekeeping.tick_s)
+
     async def _next(self) -> Claimed | None:
-        await self.housekeeping.run_due()
         claimed = await self.reclaimer.next(lambda: self.stopping)
         if claimed is not None or self.stopping:
             return claimed
