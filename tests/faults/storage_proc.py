@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import sys
 from collections.abc import Sequence
 
 from modomo.domain.events import EventBase, SceneCompleted
@@ -24,7 +23,7 @@ from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams.connection import connect
 from modomo.streams.delivery import Handler, TaskContext
-from modomo.streams.worker import Worker
+from tests.integration.worker_proc import serve
 
 WORK_S = float(os.environ.get("MODOMO_TEST_SLOW_S", "0"))
 """Seconds the "model" takes between the download and the upload."""
@@ -60,14 +59,9 @@ async def main() -> int:
     redis = connect(settings)
     try:
         async with Storage.open(settings, attempts=1) as bucket:
-            worker = Worker(redis, settings, fetching(Retrying(bucket, cap_ms=500), settings))
-            await worker.queue.ensure_group()
-            print("ready", flush=True)
-            sys.stdout.close()
-            await worker.run_until_signal()
+            return await serve(redis, settings, fetching(Retrying(bucket, cap_ms=500), settings))
     finally:
         await redis.aclose()
-    return worker.exit_status
 
 
 if __name__ == "__main__":

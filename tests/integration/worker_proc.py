@@ -10,26 +10,35 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from redis.asyncio import Redis
+
 from modomo.logs import configure_logging
 from modomo.settings import Settings
 from modomo.streams.connection import connect
+from modomo.streams.delivery import Handler
 from modomo.streams.worker import Worker
 from tests.integration.handlers import behave
+
+
+async def serve(redis: Redis, settings: Settings, handler: Handler) -> int:
+    """Run a worker with ``handler`` until SIGTERM, after printing ``ready``; its exit
+    status."""
+    worker = Worker(redis, settings, handler)
+    await worker.queue.ensure_group()
+    print("ready", flush=True)
+    sys.stdout.close()
+    await worker.run_until_signal()
+    return worker.exit_status
 
 
 async def main() -> int:
     settings = Settings.from_env()
     configure_logging(settings)
     redis = connect(settings)
-    worker = Worker(redis, settings, behave)
-    await worker.queue.ensure_group()
-    print("ready", flush=True)
-    sys.stdout.close()
     try:
-        await worker.run_until_signal()
+        return await serve(redis, settings, behave)
     finally:
         await redis.aclose()
-    return worker.exit_status
 
 
 if __name__ == "__main__":
