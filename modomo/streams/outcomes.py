@@ -31,7 +31,7 @@ from modomo.settings import Settings
 from modomo.streams import metrics
 from modomo.streams.completion import JobCompletion, Outcome
 from modomo.streams.delivery import TaskContext
-from modomo.streams.fence import SceneWriter
+from modomo.streams.fence import Fenced, SceneWriter
 from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
 from modomo.streams.outage import Link, through_outage
@@ -80,7 +80,20 @@ class Outcomes:
             self.queue.stage_ack(pipe, ctx.delivery.entry_id)
             await self.completion.stage_end(pipe, task.job_id, task.scene_id, status)
 
-        await ctx.writer.transact(build, final=True)
+        try:
+            await ctx.writer.transact(build, final=True)
+        except Fenced:
+            # A commit whose reply was lost to an outage had landed: the repeat is refused
+            # because the entry is acked. Anything else really is a lost scene.
+            landed = await through_outage(
+                lambda: self.redis.sismember(self.keys.done(task.job_id), task.scene_id),
+                self.link,
+                self.settings.redis_retry_max_ms,
+                "done check",
+            )
+            if not landed:
+                raise
+            ctx.log.info("task_done_before_the_reply_was_lost")
         metrics.TASKS_SUCCEEDED.inc()
 
     async def failed(self, ctx: TaskContext, entry: Entry, error: AttemptError) -> bool:
