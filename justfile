@@ -37,12 +37,14 @@ fmt:
     {{bin}}/ruff check --fix modomo tests bench
     {{bin}}/ruff format modomo tests bench
 
-# streams against redis-benchmark, projectors against COPY, the API, the pipeline, Redis memory
+# streams against redis-benchmark, projectors against COPY, the API, the pipeline, similarity,
+# Redis memory
 bench:
     {{bin}}/python bench/streams.py
     {{bin}}/python bench/projections.py
     {{bin}}/python bench/api.py
     {{bin}}/python bench/pipeline.py
+    {{bin}}/python bench/similarity.py
     {{bin}}/python bench/redis_memory.py
 
 # apply pending SQL migrations to MODOMO_DATABASE_URL
@@ -56,3 +58,12 @@ demo scenes="20":
 # the services (S3, API, projectors, one GPU worker) until Ctrl-C
 up:
     {{bin}}/modomo up
+
+# the golden-set evaluation: 200 synthetic rooms with their truth, a live job, the scores
+eval scenes="200":
+    {{bin}}/modomo golden --scenes {{scenes}} --out .modomo/golden
+    {{bin}}/modomo demo --golden .modomo/golden
+
+# a dataset as of a log position: just export DATASET coco [--as-of ID|TIME] [--reviewed-only]
+export dataset format *args:
+    {{bin}}/modomo export {{dataset}} --format {{format}} {{args}}

@@ -24,6 +24,7 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from modomo.api.auth import ROLES, create_api_key
+from modomo.cli_products import add_commands as add_product_commands
 from modomo.logs import configure_logging
 from modomo.projections.db import connect as connect_db
 from modomo.projections.migrate import MigrationError, migrate
@@ -115,6 +116,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_cmd.add_argument("--scenes", type=int, default=20, help="how many photos")
     demo_cmd.add_argument("--state", default=".modomo", help="folder for data and logs")
+    demo_cmd.add_argument(
+        "--golden",
+        help="a folder from `modomo golden`: its images are the photos, then the job is scored",
+    )
     demo_cmd.set_defaults(run=_demo)
     up_cmd = sub.add_parser("up", help="run S3, the API, projectors and a GPU worker until Ctrl-C")
     up_cmd.add_argument("--state", default=".modomo", help="folder for data and logs")
@@ -141,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
         "trim", help="trim the Redis log below every projector's checkpoint (it stays in event_log)"
     )
     log_trim.set_defaults(run=_trim_log)
+    add_product_commands(sub)
     return parser
 
 
@@ -357,13 +363,15 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     from modomo.demo.run import demo
     from modomo.demo.services import ServiceError
+    from modomo.evaluate.run import EvalError
 
     if not 1 <= args.scenes <= 500:
         print("modomo: --scenes takes a number from 1 to 500", file=sys.stderr)
         return 2
     try:
-        return await demo(settings, args.scenes, Path(args.state))
-    except ServiceError as exc:
+        golden = Path(args.golden) if args.golden else None
+        return await demo(settings, args.scenes, Path(args.state), golden)
+    except (ServiceError, EvalError) as exc:
         print(f"modomo: {exc}", file=sys.stderr)
         return 1
 

@@ -44,7 +44,8 @@ class ObjectInfo:
     size: int
     content_type: str
     etag: str = ""
-    """The object's ETag as the server quotes it (changes with every overwrite)."""
+    """The server's ETag, unquoted (an MD5 of the bytes for a single PUT); it changes with
+    every overwrite."""
 
 
 def error_code(exc: ClientError) -> str:
@@ -124,7 +125,7 @@ class Storage:
             key=key,
             size=int(reply["ContentLength"]),
             content_type=str(reply.get("ContentType", "")),
-            etag=str(reply.get("ETag", "")),
+            etag=str(reply.get("ETag", "")).strip('"'),
         )
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -135,16 +136,17 @@ class Storage:
     async def get(self, key: str, *, max_bytes: int | None = None, etag: str = "") -> bytes:
         """The object's bytes, streamed: never more than ``max_bytes`` (+ one chunk) held.
 
-        With ``etag`` the GET is conditional (``If-Match``): an object overwritten since
-        that ETag was seen is refused.
+        With ``etag`` (quoted or not) the GET is conditional (``If-Match``): an object
+        overwritten since that ETag was seen is refused.
 
         Raises:
-            InputError: the object is gone, changed since ``etag``, or over ``max_bytes``.
-            ClientError, and connection errors: storage itself failed (transient).
+            InputError: the object changed since ``etag``, or is over ``max_bytes``.
+            ClientError (``NoSuchKey`` for a missing object), and connection errors.
         """
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        etag = etag.strip('"')
         if etag:
-            params["IfMatch"] = etag
+            params["IfMatch"] = f'"{etag}"'
         try:
             reply = await self.client.get_object(**params)
         except ClientError as exc:
@@ -154,15 +156,14 @@ class Storage:
                     f"the original {key} changed after it was registered (ETag {etag} no "
                     "longer matches)"
                 ) from None
-            if code in ("NoSuchKey", "404", "NotFound") or status == 404:
-                raise InputError(f"the original {key} is gone from storage") from None
             raise
         body = reply["Body"]
         try:
-            if etag and reply.get("ETag") and reply["ETag"] != etag:
+            served = str(reply.get("ETag") or "").strip('"')
+            if etag and served and served != etag:
                 raise InputError(
                     f"the original {key} changed after it was registered (ETag "
-                    f"{reply['ETag']}, registered {etag})"
+                    f"{served}, registered {etag})"
                 )
             size = int(reply.get("ContentLength") or 0)
             if max_bytes is not None and size > max_bytes:

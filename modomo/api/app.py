@@ -16,11 +16,14 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from modomo.api import metrics
 from modomo.api.auth import role_guard
 from modomo.api.datasets import DatasetController
+from modomo.api.evaluations import EvaluationController
+from modomo.api.exports import ExportController
 from modomo.api.hub import JobStreamHub
 from modomo.api.jobs import JobController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
+from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
 from modomo.api.system import HealthController, access_log
 from modomo.projections import db
@@ -77,6 +80,9 @@ def create_app(settings: Settings) -> Litestar:
             ObjectController,
             ReviewController,
             StatsController,
+            ExportController,
+            EvaluationController,
+            SimilarityController,
             HealthController,
             Metrics,
         ],

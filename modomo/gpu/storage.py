@@ -43,7 +43,7 @@ class ObjectStore(Protocol):
 class DirStorage:
     """Objects as files under ``root`` (``root/depth/<scene>.png`` ...); writes are atomic.
 
-    The ETag of a file is its quoted MD5, as S3 gives for a single-part upload.
+    The ETag of a file is its MD5, as S3 gives for a single-part upload.
     """
 
     def __init__(self, root: Path) -> None:
@@ -69,8 +69,8 @@ class DirStorage:
                 )
             data = path.read_bytes()
         except FileNotFoundError:
-            raise InputError(f"the original {key} is gone from storage") from None
-        if etag and f'"{hashlib.md5(data).hexdigest()}"' != etag:
+            raise FileNotFoundError(f"no object {key!r} in {self.root}") from None
+        if etag and hashlib.md5(data).hexdigest() != etag.strip('"'):
             raise InputError(f"the original {key} changed after it was registered")
         return data
 
@@ -99,7 +99,8 @@ def transient(exc: BaseException) -> bool:
 
 
 class Retrying:
-    """An :class:`ObjectStore` that waits out storage outages (capped backoff).
+    """The worker's view of an :class:`ObjectStore`: waits out storage outages (capped
+    backoff), and a missing original is an input error.
 
     There is no limit of its own: the task's deadline ends the wait, and the attempt then
     fails as transient and is retried after its backoff.
@@ -112,7 +113,15 @@ class Retrying:
         """How many calls met an unreachable or failing storage (at least once)."""
 
     async def get(self, key: str, *, max_bytes: int | None = None, etag: str = "") -> bytes:
-        return await self._retry(lambda: self.inner.get(key, max_bytes=max_bytes, etag=etag), key)
+        """The original; an InputError when it is gone (deleted since registration)."""
+        try:
+            return await self._retry(
+                lambda: self.inner.get(key, max_bytes=max_bytes, etag=etag), key
+            )
+        except (ClientError, FileNotFoundError) as exc:
+            if isinstance(exc, ClientError) and http_status(exc) != 404:
+                raise
+            raise InputError(f"the original {key} is gone from storage") from None
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:
         await self._retry(lambda: self.inner.put(key, data, content_type), key)

@@ -44,10 +44,11 @@ class Migration:
 
 
 def load(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Every migration file, in number order; refuses duplicates and bad headers.
+    """Every migration file, in number order; refuses duplicate numbers and bad headers.
 
-    Numbers may leave gaps (each engineer works in a range of numbers of their own, so
-    parallel branches never collide); they only have to increase.
+    Numbers may leave gaps: ranges of them are handed to parallel streams of work, so two
+    branches never pick the same number. A database applies whatever it has not applied
+    yet, in number order, so a lower number merged later still runs.
     """
     if not folder.is_dir():
         raise MigrationError(f"no migrations folder at {folder}")
@@ -70,8 +71,12 @@ def load(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
             )
         )
     numbers = [m.number for m in found]
-    if len(set(numbers)) != len(numbers) or 0 in numbers:
-        raise MigrationError(f"migration numbers must be unique and from 1 up, found {numbers}")
+    twice = sorted({n for n in numbers if numbers.count(n) > 1})
+    if twice or 0 in numbers:
+        raise MigrationError(
+            f"migration numbers must be unique and from 1, found {numbers} "
+            f"(repeated: {twice or 'none'})"
+        )
     return found
 
 
