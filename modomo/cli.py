@@ -149,7 +149,7 @@ async def _dead_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _dead_retry(args: argparse.Namespace, settings: Settings) -> int:
     failed = 0
     async with _redis(settings) as redis:
-        dead = DeadLetters(redis, Keys(settings.redis_prefix))
+        dead = DeadLetters(redis, Keys(settings.redis_prefix), settings.attempts_ttl_s)
         if args.all:
             queued, skipped = await dead.retry_all()
             for reason in skipped:

@@ -56,7 +56,9 @@ def create_app(settings: Settings) -> Litestar:
                 log=EventLog(redis, keys),
                 hub=JobStreamHub(redis, keys),
                 keys=keys,
-                completion=JobCompletion(redis, keys, settings.attempts_ttl_s),
+                completion=JobCompletion(
+                    redis, keys, settings.attempts_ttl_s, settings.job_retention_s
+                ),
             )
             gauges = asyncio.create_task(_refresh_gauges(app.state.services))
             try:

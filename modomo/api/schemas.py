@@ -181,6 +181,16 @@ class SceneSummary(msgspec.Struct, kw_only=True):
     updated_at: datetime | None
 
 
+class ModelRefOut(msgspec.Struct, kw_only=True):
+    """Which model produced a stage's result."""
+
+    id: str
+    profile: str
+    """``real`` (pulled weights) or ``tiny`` / ``full-random`` (random weights)."""
+    digest: str = ""
+    """``sha256:<hex>`` of the weights (empty where none were recorded)."""
+
+
 class SceneOut(msgspec.Struct, kw_only=True):
     scene_id: str
     dataset_id: str
@@ -203,6 +213,8 @@ class SceneOut(msgspec.Struct, kw_only=True):
     object_count: int
     avg_conf: float
     models: dict[str, str | None]
+    model_refs: dict[str, ModelRefOut] = msgspec.field(default_factory=dict)
+    """Per stage with a result: the model's id, profile and weights digest."""
     styles: list[StyleOut]
     objects: list[ObjectOut]
     original_url: str

@@ -247,6 +247,19 @@ def _ok(response: httpx.Response) -> Any:
     return response.json()
 
 
+def local_profile(settings: Settings) -> Settings:
+    """The demo's model profile, made explicit: ``real`` when pulled weights are in the
+    model directory, else ``tiny`` (random weights). A worker never guesses this itself:
+    outside the demo, ``auto`` without real weights refuses to start."""
+    from modomo.gpu.manifest import read_manifest
+
+    if settings.model_profile != "auto":
+        return settings
+    manifest = read_manifest(Path(settings.model_dir))
+    profile = "real" if manifest is not None and manifest.profile == "real" else "tiny"
+    return msgspec.structs.replace(settings, model_profile=profile)
+
+
 @contextlib.asynccontextmanager
 async def _services(
     settings: Settings, state: Path
@@ -254,6 +267,7 @@ async def _services(
     """Everything up and migrated; yields the settings in force, the API's URL and the
     supervisor of the children."""
     state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
+    settings = local_profile(settings)
     async with databases(settings, state) as settings:
         await _prepare(settings)
         async with _stack(settings, state) as (base, supervisor):
@@ -277,7 +291,8 @@ async def demo(settings: Settings, scenes: int, state: Path, golden: Path | None
     async with _services(settings, state) as (settings, base, supervisor):
         _say(
             f"services up (logs in {state / 'logs'}); model profile "
-            f"{settings.model_profile} (tiny unless real weights are in {settings.model_dir})"
+            f"{settings.model_profile} (tiny, random weights, unless real ones are in "
+            f"{settings.model_dir})"
         )
         code, job_id = await _first(_run_demo(settings, base, photos), supervisor.wait_failed())
         if golden is not None:

@@ -95,6 +95,9 @@ def s3_child(settings: Settings, state: Path) -> Child | None:
         "-webdav=false",
         "-admin.ui=false",
         "-master.telemetry=false",
+        # Listeners Modomo does not use, on fixed ports another server may hold.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
     ]
     return Child("s3", argv, dict(os.environ), state / "logs" / "s3.log")
 

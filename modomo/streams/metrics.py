@@ -25,6 +25,10 @@ TASKS_DEAD = Counter(
 TASKS_RECLAIMED = Counter(
     "modomo_tasks_reclaimed", "Pending entries claimed after their backoff ran out"
 )
+TASKS_LOST = Counter(
+    "modomo_tasks_lost",
+    "Deliveries stopped because another worker took their scene over (nothing appended)",
+)
 TASKS_IN_FLIGHT = Gauge("modomo_tasks_in_flight", "Scene tasks being worked on now")
 TASK_SECONDS = Histogram(
     "modomo_task_duration_seconds",

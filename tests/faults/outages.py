@@ -1,6 +1,7 @@
 """Servers a fault test owns and may stop, kill and restart: a throwaway PostgreSQL
-cluster, a pgbouncer in transaction mode in front of one, a redis-server with AOF.
-Reusable by any test or bench script (``bench/chaos.py``): plain classes, no pytest.
+cluster and a pgbouncer in transaction mode in front of one (Redis and SeaweedFS are in
+``servers.py``). Reusable by any test or bench script (``bench/chaos.py``): plain classes,
+no pytest.
 
 Both run as the ``postgres`` system user (neither runs as root), on free loopback ports,
 with their files in a temporary folder that :meth:`close` removes.
@@ -188,61 +189,4 @@ class Pgbouncer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-class RedisServer:
-    """A redis-server of a test's own with AOF (``appendfsync always``: a SIGKILL loses
-    nothing acknowledged), so it can be killed and started again with its data."""
-
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="modomo-redis-"))
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        import redis
-
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.folder),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                redis.Redis(port=self.port, socket_connect_timeout=1).ping()
-                return
-            except redis.RedisError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def close(self) -> None:
-        self.kill()
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -26,7 +26,8 @@ from modomo.settings import Settings
 from modomo.streams.connection import connect
 from modomo.synthetic.log import synthetic_log
 from tests.faults.observe import health, scrape, spawn, value
-from tests.faults.outages import PostgresCluster, RedisServer
+from tests.faults.outages import PostgresCluster
+from tests.faults.servers import RedisServer
 from tests.integration.api_support import running_api
 from tests.integration.projection_support import caught_up, dump, publish, reference_dump
 from tests.integration.support import stop_process, wait_for
@@ -145,7 +146,8 @@ async def test_postgres_killed_mid_projection_is_ridden_out(
 async def test_redis_killed_mid_projection_is_ridden_out(
     db_settings: Settings, tmp_path: Path
 ) -> None:
-    server = RedisServer()
+    server = RedisServer(tmp_path / "redis", fsync="always")  # a SIGKILL loses nothing
+    server.start()
     settings = msgspec.structs.replace(
         db_settings, redis_url=server.url, projector_batch=25, metrics_port=free_port()
     )
@@ -186,6 +188,6 @@ async def test_redis_killed_mid_projection_is_ridden_out(
         if proc is not None and proc.returncode == 0:
             reference = await reference_dump(redis, settings, last, TABLES)
         await redis.aclose()
-        server.close()
+        server.stop()
     assert proc.returncode == 0
     assert await dump(settings, tables=TABLES) == reference

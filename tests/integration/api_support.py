@@ -30,7 +30,7 @@ from modomo.projections.registry import select
 from modomo.projections.runner import ProjectorRunner
 from modomo.settings import Settings
 from modomo.storage import Storage
-from modomo.streams.worker import TaskContext
+from modomo.streams.delivery import TaskContext
 from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
 
 
