@@ -37,13 +37,15 @@ fmt:
     {{bin}}/ruff check --fix modomo tests bench
     {{bin}}/ruff format modomo tests bench
 
-# streams against redis-benchmark, projectors against COPY, the API, the pipeline, similarity
+# streams against redis-benchmark, projectors against COPY, the API, the pipeline, similarity,
+# Redis memory
 bench:
     {{bin}}/python bench/streams.py
     {{bin}}/python bench/projections.py
     {{bin}}/python bench/api.py
     {{bin}}/python bench/pipeline.py
     {{bin}}/python bench/similarity.py
+    {{bin}}/python bench/redis_memory.py
 
 # apply pending SQL migrations to MODOMO_DATABASE_URL
 migrate:

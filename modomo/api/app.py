@@ -31,7 +31,7 @@ from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
 from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
-from modomo.api.system import HealthController
+from modomo.api.system import UNREACHABLE, HealthController, check_text, unavailable
 from modomo.pg import keep_session
 from modomo.pg import pool as db_pool
 from modomo.read.jobs import JobReader
@@ -67,7 +67,9 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
                 log=EventLog(redis, keys),
                 hub=hub,
                 keys=keys,
-                completion=JobCompletion(redis, keys, settings.attempts_ttl_s),
+                completion=JobCompletion(
+                    redis, keys, settings.attempts_ttl_s, settings.job_retention_s
+                ),
                 links=MediaLinks(media_key(settings.jwt_secret), settings.presign_ttl_s),
                 presigned=PresignCache(storage.presign_get, settings.presign_ttl_s),
                 jobs=JobReader(),
@@ -110,6 +112,8 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
             Metrics,
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
+        before_request=check_text,
+        exception_handlers={exc: unavailable for exc in UNREACHABLE},
         lifespan=[lifespan],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
@@ -141,6 +145,7 @@ async def _refresh_gauges(svc: Services) -> None:
     while True:
         with contextlib.suppress(Exception):
             stream_metrics.observe_queue(await queue.stats())
+            await stream_metrics.observe_workers(svc.redis, svc.keys)
             metrics.SSE_READERS.set(svc.hub.readers)
         await asyncio.sleep(5)
 

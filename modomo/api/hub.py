@@ -27,6 +27,7 @@ import structlog
 from redis.asyncio import Redis
 
 from modomo.domain.events import EVENT_TYPES, JobCompleted
+from modomo.settings import SSE_BLOCK_MS
 from modomo.streams import raw
 from modomo.streams.entries import RawEntries, field_of, next_id, parse_id, streams_of
 from modomo.streams.keys import EVENT_FIELD, Keys
@@ -157,15 +158,15 @@ class _Feed:
 class JobStreamHub:
     """Watched job streams and the one task that reads them all.
 
-    ``block_ms`` stays under the Redis client's socket timeout (5 s by default), which
-    also bounds a blocking read.
+    ``block_ms`` (``SSE_BLOCK_MS``) stays under the Redis client's socket timeout, which
+    the settings check; a newly watched job wakes the read at once, however long it blocks.
     """
 
     def __init__(
         self,
         redis: Redis,
         keys: Keys,
-        block_ms: int = 2000,
+        block_ms: int = SSE_BLOCK_MS,
         max_behind: int = 10_000,
         keep_alive_s: float = 15.0,
         concurrent_reads: int = 16,

@@ -16,7 +16,7 @@ from modomo.api.schemas import Accepted, JobIn
 from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
 from modomo.domain.events import JobCreated, SceneQueued, new_id
 from modomo.domain.stages import SceneTask
-from modomo.read import datasets, jobs, scenes
+from modomo.read import archive, datasets, jobs, scenes
 from modomo.read.jobs import JobOut, JobPage
 from modomo.streams.entries import ENTRY_ID
 
@@ -46,7 +46,9 @@ class JobController(Controller):
     ) -> Response[JobOut | Accepted]:
         if not await datasets.dataset_exists(svc.db, data.dataset_id):
             raise not_found("dataset", data.dataset_id)
-        keys = await scenes.originals(svc.db, data.dataset_id, data.scene_ids)
+        found = await scenes.originals(svc.db, data.dataset_id, data.scene_ids)
+        keys = {scene_id: key for scene_id, (key, _) in found.items()}
+        etags = {scene_id: etag for scene_id, (_, etag) in found.items()}
         if data.scene_ids is not None:
             missing = [s for s in dict.fromkeys(data.scene_ids) if s not in keys]
             if missing:
@@ -75,6 +77,7 @@ class JobController(Controller):
                 r2_key_original=keys[s],
                 resize_max_px=data.resize_max_px,
                 stages=data.stages,
+                etag=etags[s],
             )
             for s in scene_ids
         ]
@@ -131,7 +134,9 @@ class JobController(Controller):
         "with `Last-Event-ID` continues right after that entry (400 when it is not an "
         "entry id). Keep-alive comments every 15 s. The stream ends after the job's "
         "final event (`job_done`). An `event: gap` message (no id) says that entries "
-        "after the client's position were trimmed away.",
+        "after the client's position were trimmed away. A job whose stream has expired "
+        "from Redis (a while after it ended) is served from the event archive; its ids "
+        "are then those of the event log.",
     )
     async def events(self, job_id: str, request: Request[Any, Any, Any], svc: Services) -> Stream:
         last = request.headers.get("last-event-id", "").strip()
@@ -139,11 +144,13 @@ class JobController(Controller):
             raise ValidationException(
                 f"Last-Event-ID must be a stream entry id like 1700000000000-0, got {last[:40]!r}"
             )
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         info = await sse.stream_info(svc.hub, job_id)
         if info is None:
-            raise not_found("job", job_id)
-        return Stream(
-            sse.follow(svc.hub, job_id, last or "0-0", info),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+            # Expired after the job ended (or never existed): the archive has every event.
+            if not await archive.job_archived(svc.db, job_id):
+                raise not_found("job", job_id)
+            frames = sse.archived(svc.db, job_id, last or "0-0")
+        else:
+            frames = sse.follow(svc.hub, job_id, last or "0-0", info)
+        return Stream(frames, media_type="text/event-stream", headers=headers)

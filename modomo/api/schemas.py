@@ -14,16 +14,29 @@ import msgspec
 from msgspec import Meta
 
 from modomo.domain.stages import StageFlags
+from modomo.domain.text import find_problem
 
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Text = Annotated[str, Meta(max_length=2000)]
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 ImageType = Literal["image/jpeg", "image/png", "image/webp"]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
+AttrKey = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
 class In(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Base of request bodies."""
+    """Base of request bodies.
+
+    Every string in a body, dict keys included, must be text PostgreSQL can store (no NUL,
+    no lone surrogate): anything else would enter the log and never reach a read model.
+    msgspec runs this check as it decodes each body and reports a failure as a 400 naming
+    the field (``$.files[0]`` plus ``filename: contains a NUL character``).
+    """
+
+    def __post_init__(self) -> None:
+        found = find_problem(self)
+        if found is not None:
+            raise ValueError(f"{found[0]}: {found[1]}")
 
 
 class DatasetIn(In, kw_only=True):
@@ -97,7 +110,8 @@ class ObjectPatch(In, kw_only=True):
     bbox: tuple[Fraction, Fraction, Fraction, Fraction] | None = None
     attrs: (
         Annotated[
-            dict[Annotated[str, Meta(max_length=64)], str | int | float | bool], Meta(max_length=50)
+            dict[AttrKey, Annotated[str, Meta(max_length=2000)] | int | float | bool],
+            Meta(max_length=50),
         ]
         | None
     ) = None
@@ -120,5 +134,7 @@ class Accepted(msgspec.Struct, kw_only=True):
 
 class Health(msgspec.Struct, kw_only=True):
     ok: bool
+    status: Literal["ok", "degraded"] = "ok"
+    """``degraded`` (with a 503) while Redis or PostgreSQL does not answer."""
     redis: str
     postgres: str

@@ -27,7 +27,10 @@ from redis.exceptions import ResponseError
 
 from modomo.api import metrics
 from modomo.api.hub import KEEP_ALIVE, Entry, JobStreamHub, Overflowed, frame_entry
+from modomo.read import archive
+from modomo.read.sql import Conn
 from modomo.streams.entries import parse_id
+from modomo.streams.keys import EVENT_FIELD
 
 HISTORY_PAGE = 100
 """Entries per history read: a bounded read, and one write to the client."""
@@ -129,3 +132,16 @@ async def follow(
                     )
     finally:
         metrics.SSE_CLIENTS.dec()
+
+
+ARCHIVE_PAGE = 500
+"""Archived events read per query when serving an expired job's stream."""
+
+
+async def archived(db: Conn, job_id: str, after: str) -> AsyncIterator[bytes]:
+    """A finished job's events from the PostgreSQL archive (its Redis stream has expired),
+    after ``after``, page by page; then the end of the stream."""
+    position = parse_id(after)
+    while page := await archive.job_events_after(db, job_id, position, ARCHIVE_PAGE):
+        yield b"".join(frame_entry(i.encode(), [EVENT_FIELD, payload]).frame for i, payload in page)
+        position = parse_id(page[-1][0])

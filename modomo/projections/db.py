@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from modomo.pg import connect, pool, quote
+from modomo.pg import connect, pool, quote, search_path, transaction
 
-__all__ = ["connect", "pool", "quote"]
+__all__ = ["connect", "pool", "quote", "search_path", "transaction"]

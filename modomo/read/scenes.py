@@ -60,6 +60,16 @@ class ObjectOut(msgspec.Struct, kw_only=True, gc=False):
     thumb_url: str | None = None
 
 
+class ModelRefOut(msgspec.Struct, kw_only=True, gc=False):
+    """Which model produced a stage's result."""
+
+    id: str
+    profile: str
+    """``real`` (pulled weights) or ``tiny`` / ``full-random`` (random weights)."""
+    digest: str = ""
+    """``sha256:<hex>`` of the weights (empty where none were recorded)."""
+
+
 class SceneOut(msgspec.Struct, kw_only=True, gc=False):
     scene_id: str
     dataset_id: str
@@ -82,6 +92,8 @@ class SceneOut(msgspec.Struct, kw_only=True, gc=False):
     object_count: int
     avg_conf: float
     models: dict[str, str | None]
+    model_refs: dict[str, ModelRefOut] = msgspec.field(default_factory=dict)
+    """Per stage with a result: the model's id, profile and weights digest."""
     styles: list[StyleOut]
     objects: list[ObjectOut]
     original_url: str
@@ -145,6 +157,7 @@ _SCENE_COLUMNS = columns_of(
     SceneOut.__struct_fields__,
     "s",
     models=_MODELS,
+    model_refs="coalesce(s.model_refs, '{}'::jsonb)",
     styles=_STYLES,
     objects=json_array(
         f"{_OBJECTS_SELECT} WHERE o.scene_id = s.scene_id", "x.confidence DESC, x.object_id"
@@ -254,15 +267,18 @@ async def registered(conn: Conn, scene_ids: list[str]) -> dict[str, str]:
     return {r["scene_id"]: r["dataset_id"] for r in rows}
 
 
-async def originals(conn: Conn, dataset_id: str, scene_ids: list[str] | None) -> dict[str, str]:
-    """Scene id -> key of its original, for the dataset's scenes (or only ``scene_ids``)."""
+async def originals(
+    conn: Conn, dataset_id: str, scene_ids: list[str] | None
+) -> dict[str, tuple[str, str]]:
+    """Scene id -> (key of its original, its ETag, '' when unknown) for the dataset's
+    scenes (or only ``scene_ids``)."""
     rows = await conn.fetch(
-        "SELECT scene_id, r2_key_original FROM scenes WHERE dataset_id = $1 "
+        "SELECT scene_id, r2_key_original, etag FROM scenes WHERE dataset_id = $1 "
         "AND ($2::text[] IS NULL OR scene_id = ANY($2::text[])) ORDER BY scene_id",
         dataset_id,
         scene_ids,
     )
-    return {r["scene_id"]: r["r2_key_original"] for r in rows}
+    return {r["scene_id"]: (r["r2_key_original"], r["etag"]) for r in rows}
 
 
 class SceneFilter(msgspec.Struct, kw_only=True, frozen=True):

@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 
 from modomo.domain.codec import CODEC, EventDecodeError
 from modomo.domain.events import EventBase, ExportRequested
+from modomo.streams.entries import entries_of
 from modomo.streams.keys import EXPORT_GROUP, TASK_FIELD, Keys
 from modomo.streams.log import Appended, EventLog
 
@@ -96,9 +97,10 @@ class ExportQueue:
         reply: Any = await self.redis.xreadgroup(
             EXPORT_GROUP, consumer, {self.keys.exports: ">"}, count=1, block=block_ms
         )
-        if not reply:
+        entries = entries_of(reply)
+        if not entries:
             return None
-        return await self._delivery(*reply[0][1][0])
+        return await self._delivery(*entries[0])
 
     async def keep(self, consumer: str, entry_id: str) -> bool:
         """Refresh this consumer's claim; False when another consumer holds the entry."""
