@@ -451,26 +451,30 @@ async def _live_job(
     args: argparse.Namespace, settings: Settings, redis: Redis, token: str, logs: Path
 ) -> list[tuple[str, str]]:
     """500 clients follow a real job while the tiny-profile worker runs it here."""
-    from modomo.demo.services import child, s3_server
+    from modomo.demo.services import modomo_child, s3_child, wait_ready
+    from modomo.demo.supervisor import Supervisor
     from modomo.storage import Storage
     from modomo.synthetic.rooms import room
 
-    live = msgspec.structs.replace(settings, api_port=free_port(), worker_http_port=0)
+    live = msgspec.structs.replace(
+        settings,
+        api_port=free_port(),
+        worker_http_port=0,
+        s3_endpoint_url=f"http://127.0.0.1:{free_port()}",
+    )
     state = logs / "live"
     api = f"http://127.0.0.1:{live.api_port}"
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(s3_server(live, state))
+    supervisor = Supervisor()
+    try:
+        s3 = s3_child(live, state)
+        if s3 is not None:
+            await supervisor.start(s3)
+            await wait_ready(live.s3_endpoint_url, s3, "SeaweedFS", supervisor, any_answer=True)
         async with Storage.open(live) as storage:
             await storage.ensure_bucket()
-        stack.enter_context(child("projectors", ["project"], live, state))
-        stack.enter_context(
-            _server(
-                [sys.executable, "-m", "modomo.cli", "api"],
-                settings_env(live) | {"PYTHONPATH": str(ROOT)},
-                f"{api}/health",
-                logs / "api-live.log",
-            )
-        )
+        await supervisor.start(modomo_child("projectors", ["project"], live, state))
+        server = await supervisor.start(modomo_child("api", ["api"], live, state))
+        await wait_ready(f"{api}/health", server, "the API", supervisor)
         admin = issue_token(live.jwt_secret, "bench", "admin", 3600)
         async with httpx.AsyncClient(
             base_url=api, headers={"Authorization": f"Bearer {admin}"}, timeout=60
@@ -487,10 +491,9 @@ async def _live_job(
                     await plain.put(upload["url"], content=photo, headers=upload["headers"])
             refs = [{"scene_id": u["scene_id"]} for u in uploads["uploads"]]
             await c.post(f"/datasets/{dataset}/register-scenes", json={"scenes": refs})
-            worker = stack.enter_context(child("worker", ["worker"], live, state))
+            await supervisor.start(modomo_child("worker", ["worker"], live, state))
             await asyncio.sleep(20)  # the worker loads its models before the job starts
-            if worker.poll() is not None:
-                raise SystemExit(f"the worker exited; see {state / 'logs/worker.log'}")
+            supervisor.check()
             job = (await c.post("/jobs", json={"dataset_id": dataset})).json()
             job_id = job.get("job_id")
             assert job_id, job
@@ -512,6 +515,8 @@ async def _live_job(
             settle_s=0,
         )
         elapsed = time.perf_counter() - started
+    finally:
+        await supervisor.stop()
     d = result["delays"]
     return [
         (
