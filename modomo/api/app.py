@@ -6,23 +6,25 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from modomo.api import metrics
-from modomo.api.auth import role_guard
+from modomo.api import contract, metrics
+from modomo.api.auth import check_declared, role_guard
 from modomo.api.datasets import DatasetController
 from modomo.api.hub import JobStreamHub
 from modomo.api.jobs import JobController
+from modomo.api.review_queue import ReviewQueueController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
 from modomo.api.stats import StatsController
 from modomo.api.system import HealthController, access_log
+from modomo.api.tickets import EventTicketController
+from modomo.api.web import AppController, RootController
 from modomo.projections import db
 from modomo.settings import Settings
 from modomo.storage import Storage
@@ -65,45 +67,53 @@ def create_app(settings: Settings) -> Litestar:
 
     class Metrics(PrometheusController):
         path = "/metrics"
+        opt = {"public": True}
         openmetrics_format = False
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             DatasetController,
             JobController,
+            EventTicketController,
             SceneController,
             ObjectController,
             ReviewController,
+            ReviewQueueController,
             StatsController,
             HealthController,
             Metrics,
+            AppController,
+            RootController,
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         guards=[role_guard],
         lifespan=[lifespan],
+        exception_handlers=contract.UNAVAILABLE_HANDLERS,
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "Last-Event-ID"],
+            max_age=600,
         ),
         middleware=[access_log, PrometheusConfig(app_name="modomo", group_path=True).middleware],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Modomo API",
             version="0.1.0",
-            description="Datasets of room photos, jobs that label them, reviews.",
-            components=Components(
-                security_schemes={
-                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
-                    "apiKey": SecurityScheme(
-                        type="apiKey", name="X-API-Key", security_scheme_in="header"
-                    ),
-                }
+            description="Datasets of room photos, jobs that label them, reviews. Every "
+            "operation lists the security it needs (none: public) and every error it can "
+            "answer; errors are JSON `{status_code, detail, extra}`.",
+            components=contract.COMPONENTS,
+            openapi_router=Router(
+                "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
             ),
-            security=[{"bearer": []}, {"apiKey": []}],
         ),
         debug=False,
     )
+    check_declared(app)  # fails closed: no route is public by omission
+    contract.document(app)
+    contract.set_upload_limit(app, settings.max_upload_bytes)
+    return app
 
 
 async def _refresh_gauges(svc: Services) -> None:

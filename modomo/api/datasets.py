@@ -11,6 +11,10 @@ from litestar.params import Parameter
 
 from modomo.api.auth import caller_of
 from modomo.api.schemas import (
+    CATEGORY_PATTERN,
+    MATERIAL_PATTERN,
+    SCENE_TYPE_PATTERN,
+    STYLE_PATTERN,
     Accepted,
     DatasetIn,
     DatasetOut,
@@ -20,10 +24,20 @@ from modomo.api.schemas import (
     RegisterIn,
     RegisterOut,
     ScenePage,
+    SceneRef,
     SceneSummary,
     Upload,
 )
-from modomo.api.services import Params, Services, decode_cursor, encode_cursor, not_found
+from modomo.api.services import (
+    Conflict,
+    CursorAfterId,
+    CursorAfterTimeId,
+    Params,
+    Services,
+    not_found,
+    parse_time_id_cursor,
+    time_id_cursor,
+)
 from modomo.domain.events import DatasetCreated, RegisteredScene, ScenesRegistered, new_id
 from modomo.domain.taxonomies import FURNITURE, MATERIALS, SCENE_TYPES, STYLES
 from modomo.storage import scene_key
@@ -68,14 +82,13 @@ class DatasetController(Controller):
 
     @get("/", opt={"role": "viewer"}, summary="List datasets, newest first")
     async def list_datasets(
-        self, svc: Services, cursor: str | None = None, limit: Limit = 50
+        self, svc: Services, cursor: CursorAfterTimeId = None, limit: Limit = 50
     ) -> DatasetPage:
         args: list[Any] = [limit + 1]
         where = ""
         if cursor:
-            at, dataset_id = decode_cursor(cursor, 2)
             where = "WHERE (created_at, dataset_id) < ($2, $3)"
-            args += [datetime.fromisoformat(at), dataset_id]
+            args += parse_time_id_cursor(cursor)
         rows = await svc.db.fetch(
             f"SELECT {_DATASET_COLUMNS}, (SELECT count(*) FROM scenes s "
             f"WHERE s.dataset_id = d.dataset_id) AS scene_count FROM datasets d {where} "
@@ -86,7 +99,7 @@ class DatasetController(Controller):
         more = len(rows) > limit
         return DatasetPage(
             items=items,
-            next_cursor=encode_cursor(items[-1].created_at.isoformat(), items[-1].dataset_id)
+            next_cursor=time_id_cursor(items[-1].created_at, items[-1].dataset_id)
             if more
             else None,
         )
@@ -129,13 +142,20 @@ class DatasetController(Controller):
         "/{dataset_id:str}/register-scenes",
         opt={"role": "reviewer"},
         status_code=200,
+        raises=[Conflict],
         summary="Register uploaded scene images (checked in storage)",
+        description="Each scene's object must be in storage (uploaded through its presigned "
+        "URL) with an image type and a size within the limit; otherwise nothing is registered "
+        "and the 409 names every problem. Registering a scene again is a no-op.",
     )
     async def register(self, dataset_id: str, data: RegisterIn, svc: Services) -> RegisterOut:
         await dataset_row(svc, dataset_id)
-        ids = [s.scene_id for s in data.scenes]
-        if len(set(ids)) != len(ids):
-            raise ValidationException("scenes: the same scene_id is listed twice")
+        # A scene listed twice is registered once, under its first filename.
+        first: dict[str, SceneRef] = {}
+        for ref in data.scenes:
+            first.setdefault(ref.scene_id, ref)
+        refs = list(first.values())
+        ids = list(first)
         known = {
             r["scene_id"]: r["dataset_id"]
             for r in await svc.db.fetch(
@@ -144,12 +164,10 @@ class DatasetController(Controller):
         }
         elsewhere = [i for i, d in known.items() if d != dataset_id]
         if elsewhere:
-            raise ValidationException(
-                f"scenes registered in another dataset: {', '.join(elsewhere[:20])}"
-            )
+            raise Conflict(f"scenes registered in another dataset: {', '.join(elsewhere[:20])}")
         fresh: list[RegisteredScene] = []
         problems: list[str] = []
-        for ref in data.scenes:
+        for ref in refs:
             if ref.scene_id in known:
                 continue
             info = await svc.storage.head(scene_key(ref.scene_id))
@@ -176,7 +194,7 @@ class DatasetController(Controller):
                 )
         if problems:
             # All or nothing: registering part of a request would leave the caller guessing.
-            raise ValidationException("nothing registered: " + "; ".join(problems[:50]))
+            raise Conflict("nothing registered: " + "; ".join(problems[:50]))
         event_id = None
         if fresh:
             event = ScenesRegistered(dataset_id=dataset_id, scenes=tuple(fresh))
@@ -198,13 +216,13 @@ class DatasetController(Controller):
         self,
         dataset_id: str,
         svc: Services,
-        cursor: str | None = None,
+        cursor: CursorAfterId = None,
         limit: Limit = 50,
         status: str | None = None,
-        scene_type: str | None = None,
-        style: str | None = None,
-        material: str | None = None,
-        category: str | None = None,
+        scene_type: Annotated[str | None, Parameter(pattern=SCENE_TYPE_PATTERN)] = None,
+        style: Annotated[str | None, Parameter(pattern=STYLE_PATTERN)] = None,
+        material: Annotated[str | None, Parameter(pattern=MATERIAL_PATTERN)] = None,
+        category: Annotated[str | None, Parameter(pattern=CATEGORY_PATTERN)] = None,
         min_confidence: Annotated[float | None, Parameter(ge=0, le=1)] = None,
     ) -> ScenePage:
         await dataset_row(svc, dataset_id)
@@ -241,8 +259,7 @@ class DatasetController(Controller):
                 inner.append(f"o.confidence >= {arg(min_confidence)}")
             clauses.append(f"EXISTS (SELECT 1 FROM objects o WHERE {' AND '.join(inner)})")
         if cursor:
-            (after,) = decode_cursor(cursor, 1)
-            clauses.append(f"s.scene_id > {arg(after)}")
+            clauses.append(f"s.scene_id > {arg(cursor)}")
         rows = await svc.db.fetch(
             "SELECT scene_id, dataset_id, status, scene_type, scene_type_conf, caption, "
             f"object_count, avg_conf, updated_at FROM scenes s WHERE {' AND '.join(clauses)} "
@@ -251,6 +268,4 @@ class DatasetController(Controller):
         )
         items = [SceneSummary(**dict(r)) for r in rows[:limit]]
         more = len(rows) > limit
-        return ScenePage(
-            items=items, next_cursor=encode_cursor(items[-1].scene_id) if more else None
-        )
+        return ScenePage(items=items, next_cursor=items[-1].scene_id if more else None)

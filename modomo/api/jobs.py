@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 import structlog
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.exceptions import NotFoundException
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from modomo.api import metrics
 from modomo.api.auth import caller_of
 from modomo.api.hub import Entry, decode_entry
 from modomo.api.schemas import Accepted, JobIn, JobOut, JobPage, StageTiming
-from modomo.api.services import Params, Services, decode_cursor, encode_cursor, not_found
+from modomo.api.services import (
+    Conflict,
+    CursorAfterTimeId,
+    Params,
+    Services,
+    not_found,
+    parse_time_id_cursor,
+    time_id_cursor,
+)
 from modomo.domain.events import JobCreated, SceneQueued, new_id
 from modomo.domain.fold import JobState
 from modomo.domain.stages import SceneTask
@@ -29,7 +35,7 @@ _JOB_COLUMNS = (
     "job_id, dataset_id, status, total, queued, running, ok, partial, failed, "
     "stages, resize_max_px, created_by, created_at, started_at, finished_at"
 )
-_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+ENTRY_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
 KEEP_ALIVE_S = 15.0
 _log = structlog.get_logger("modomo.api.sse")
 
@@ -72,6 +78,7 @@ class JobController(Controller):
         "/",
         opt={"role": "reviewer"},
         status_code=201,
+        raises=[NotFoundException, Conflict],
         summary="Start a job over a dataset (or some of its scenes)",
         description="The job_created event, one scene_queued event per scene and one "
         "task per scene are written in one atomic step: a job is never "
@@ -95,14 +102,14 @@ class JobController(Controller):
         if data.scene_ids is not None:
             missing = [s for s in dict.fromkeys(data.scene_ids) if s not in keys]
             if missing:
-                raise ValidationException(
+                raise NotFoundException(
                     f"scene_ids: not registered in this dataset: {', '.join(missing[:20])}"
                 )
             scene_ids = list(dict.fromkeys(data.scene_ids))
         else:
             scene_ids = list(keys)
         if not scene_ids:
-            raise ValidationException("the dataset has no registered scenes to process")
+            raise Conflict("the dataset has no registered scenes to process")
         job_id = new_id()
         created = JobCreated(
             job_id=job_id,
@@ -139,7 +146,7 @@ class JobController(Controller):
         svc: Services,
         dataset_id: str | None = None,
         status: str | None = None,
-        cursor: str | None = None,
+        cursor: CursorAfterTimeId = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> JobPage:
         clauses, arg = ["true"], Params()
@@ -149,10 +156,8 @@ class JobController(Controller):
         if status:
             clauses.append(f"status = {arg(status)}")
         if cursor:
-            at, job_id = decode_cursor(cursor, 2)
-            clauses.append(
-                f"(created_at, job_id) < ({arg(datetime.fromisoformat(at))}, {arg(job_id)})"
-            )
+            at, job_id = parse_time_id_cursor(cursor)
+            clauses.append(f"(created_at, job_id) < ({arg(at)}, {arg(job_id)})")
         rows = await svc.db.fetch(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {' AND '.join(clauses)} "
             f"ORDER BY created_at DESC, job_id DESC LIMIT {arg(limit + 1)}",
@@ -162,9 +167,7 @@ class JobController(Controller):
         more = len(rows) > limit
         return JobPage(
             items=items,
-            next_cursor=encode_cursor(items[-1].created_at.isoformat(), items[-1].job_id)
-            if more
-            else None,
+            next_cursor=time_id_cursor(items[-1].created_at, items[-1].job_id) if more else None,
         )
 
     @get(
@@ -177,22 +180,45 @@ class JobController(Controller):
 
     @get(
         "/{job_id:str}/events",
-        opt={"role": "viewer"},
+        opt={"role": "viewer", "ticket": "job_id"},
         media_type="text/event-stream",
         summary="Live job events (Server-Sent Events)",
         description="Each event's `id:` is its Redis stream entry id. A new client gets "
         "the job's whole history, then live events; a client reconnecting "
-        "with `Last-Event-ID` continues right after that entry. Keep-alive "
-        "comments every 15 s. The stream ends after the job's final event.",
+        "with `Last-Event-ID` (or `?after=`) continues right after that entry. Keep-alive "
+        "comments every 15 s. The stream ends after the job's final event. A browser's "
+        "EventSource, which cannot send headers, authenticates with `?ticket=` from "
+        "`POST /jobs/{job_id}/events/ticket` instead.",
     )
     async def events(
-        self, job_id: str, request: Request[Any, Any, Any], svc: Services
+        self,
+        job_id: str,
+        svc: Services,
+        last_event_id: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Last-Event-ID",
+                pattern=ENTRY_ID_PATTERN,
+                description="resume right after this entry id (what EventSource sends)",
+            ),
+        ] = None,
+        after: Annotated[
+            str | None,
+            Parameter(
+                pattern=ENTRY_ID_PATTERN,
+                description="the same as Last-Event-ID, for a client that opens a new "
+                "EventSource itself (which cannot set that header)",
+            ),
+        ] = None,
+        ticket: Annotated[
+            str | None,
+            Parameter(
+                description="a ticket from POST /jobs/{job_id}/events/ticket, valid about a "
+                "minute and only for this job's stream; instead of the headers",
+            ),
+        ] = None,
     ) -> ServerSentEvent:
-        last = request.headers.get("last-event-id", "").strip()
-        if last and not _ENTRY_ID.match(last):
-            raise ValidationException(
-                f"Last-Event-ID must be a stream entry id like 1700000000000-0, got {last[:40]!r}"
-            )
+        last = last_event_id or after or ""
         stream = svc.keys.job_events(job_id)
         if not await svc.redis.exists(stream):
             raise not_found("job", job_id)

@@ -7,6 +7,7 @@ from typing import Any
 
 import structlog
 from litestar import Controller, Response, get
+from litestar.openapi import ResponseSpec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from modomo.api.schemas import Health
@@ -16,9 +17,11 @@ from modomo.api.services import Services
 class HealthController(Controller):
     path = "/health"
     tags = ["system"]
+    opt = {"public": True}
 
     @get(
         "/",
+        responses={503: ResponseSpec(Health, description="Redis or PostgreSQL is down")},
         summary="Liveness and dependencies",
         description='{"ok": true} when Redis and PostgreSQL answer; 503 naming the one '
         "that does not.",
