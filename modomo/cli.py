@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import signal
 import sys
@@ -115,6 +116,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_cmd.add_argument("--scenes", type=int, default=20, help="how many photos")
     demo_cmd.add_argument("--state", default=".modomo", help="folder for data and logs")
+    after = demo_cmd.add_mutually_exclusive_group()
+    after.add_argument(
+        "--exit",
+        action="store_true",
+        help="stop everything after the summary (the default without a terminal or with CI set)",
+    )
+    after.add_argument(
+        "--stay", action="store_true", help="keep everything running after the summary"
+    )
     demo_cmd.set_defaults(run=_demo)
     up_cmd = sub.add_parser("up", help="run S3, the API, projectors and a GPU worker until Ctrl-C")
     up_cmd.add_argument("--state", default=".modomo", help="folder for data and logs")
@@ -361,8 +371,16 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.scenes <= 500:
         print("modomo: --scenes takes a number from 1 to 500", file=sys.stderr)
         return 2
+    interactive = sys.stdin.isatty() and not os.environ.get("CI")
+    stay = args.stay or (interactive and not args.exit)
+    if not stay and not args.exit:
+        print(
+            "modomo: no terminal (or CI is set): stopping after the summary; --stay keeps "
+            "everything running",
+            file=sys.stderr,
+        )
     try:
-        return await demo(settings, args.scenes, Path(args.state))
+        return await demo(settings, args.scenes, Path(args.state), stay)
     except ServiceError as exc:
         print(f"modomo: {exc}", file=sys.stderr)
         return 1

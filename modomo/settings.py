@@ -220,6 +220,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("MODOMO_REDIS_PREFIX: must be non-empty and contain no ':'")
 
     @property
+    def browser_origins(self) -> tuple[str, ...]:
+        """Origins a browser runs the review app from: ``cors_origins`` and, when the API
+        listens on loopback, its own (it serves the app at ``/app``). The bucket's CORS
+        rules grant these, so the app can upload and read images straight from storage."""
+        own: tuple[str, ...] = ()
+        if self.api_host in _LOOPBACK:
+            own = tuple(f"http://{host}:{self.api_port}" for host in ("127.0.0.1", "localhost"))
+        return tuple(dict.fromkeys((*self.cors_origins, *own)))
+
+    @property
     def redis_url_redacted(self) -> str:
         """``redis_url`` with any password replaced, for messages and logs."""
         return redact_url(self.redis_url)

@@ -23,6 +23,7 @@ from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
 from modomo.api.stats import StatsController
 from modomo.api.system import HealthController, access_log
+from modomo.api.taxonomies import TaxonomiesController
 from modomo.api.tickets import EventTicketController
 from modomo.api.web import AppController, RootController
 from modomo.projections import db
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> Litestar:
             ReviewController,
             ReviewQueueController,
             StatsController,
+            TaxonomiesController,
             HealthController,
             Metrics,
             AppController,

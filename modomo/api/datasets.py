@@ -262,10 +262,14 @@ class DatasetController(Controller):
             clauses.append(f"s.scene_id > {arg(cursor)}")
         rows = await svc.db.fetch(
             "SELECT scene_id, dataset_id, status, scene_type, scene_type_conf, caption, "
-            f"object_count, avg_conf, updated_at FROM scenes s WHERE {' AND '.join(clauses)} "
-            f"ORDER BY s.scene_id LIMIT {arg(limit + 1)}",
+            "object_count, avg_conf, updated_at, r2_key_original FROM scenes s "
+            f"WHERE {' AND '.join(clauses)} ORDER BY s.scene_id LIMIT {arg(limit + 1)}",
             *arg.values,
         )
-        items = [SceneSummary(**dict(r)) for r in rows[:limit]]
+        items = []
+        for r in rows[:limit]:
+            values = dict(r)
+            key = values.pop("r2_key_original")
+            items.append(SceneSummary(**values, image_url=await svc.presign_get(key)))
         more = len(rows) > limit
         return ScenePage(items=items, next_cursor=items[-1].scene_id if more else None)

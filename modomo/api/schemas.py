@@ -177,6 +177,8 @@ class SceneSummary(msgspec.Struct, kw_only=True):
     object_count: int
     avg_conf: float
     updated_at: datetime | None
+    image_url: str | None = None
+    """Where to fetch the scene's photo (for a grid of thumbnails)."""
 
 
 class SceneOut(msgspec.Struct, kw_only=True):

@@ -61,7 +61,7 @@ async def _prepare(settings: Settings) -> None:
 
 async def _bucket(settings: Settings) -> None:
     async with Storage.open(settings) as storage:
-        await storage.ensure_bucket()
+        await storage.ensure_bucket(settings.browser_origins)
 
 
 def _say(text: str) -> None:
@@ -182,11 +182,19 @@ async def _run_demo(settings: Settings, base: str, scenes: int) -> int:
         + ", ".join(f"{c['key']} ({c['share']:.0%})" for c in colours[:5])
     )
     first = page["items"][0]["scene_id"] if page["items"] else ""
-    print(f"\n  API schema   {base}/schema   (JSON: {base}/schema/openapi.json)")
+    print(f"\n  review app   {app_link(base, token, f'/datasets/{dataset_id}')}")
+    print(f"  API schema   {base}/schema   (JSON: {base}/schema/openapi.json)")
     print(f"  a scene      {base}/scenes/{first}")
     print(f"  metrics      {base}/metrics")
     print(f"  bearer token for trying them: {token}\n")
     return 0 if final.get("status") in ("succeeded", "partial") else 1
+
+
+def app_link(base: str, token: str, page: str = "/") -> str:
+    """A link that opens the review app signed in. The token rides in the fragment, which
+    a browser never sends to a server, so it appears in no access log; the app moves it
+    into its storage and drops it from the address bar."""
+    return f"{base}/app{page}#token={token}"
 
 
 async def _settled(client: httpx.AsyncClient, job_id: str) -> Any:
@@ -229,21 +237,35 @@ async def _services(settings: Settings, state: Path) -> AsyncIterator[tuple[Sett
             yield settings, base
 
 
-async def demo(settings: Settings, scenes: int, state: Path) -> int:
-    """Run the demo; 0 when the job ended with every scene processed (ok or partial)."""
+async def demo(settings: Settings, scenes: int, state: Path, stay: bool) -> int:
+    """Run the demo; 0 when the job ended with every scene processed (ok or partial).
+
+    With ``stay``, everything keeps running after the summary (so its links answer) until
+    Ctrl-C; without, the services stop once the summary is printed.
+    """
     async with _services(settings, state) as (settings, base):
         _say(
             f"services up (logs in {state / 'logs'}); model profile "
             f"{settings.model_profile} (tiny unless real weights are in {settings.model_dir})"
         )
-        return await _run_demo(settings, base, scenes)
+        code = await _run_demo(settings, base, scenes)
+        if stay:
+            _say(
+                "Everything keeps running: open the review app link above. Ctrl-C stops it all "
+                "(`modomo demo --exit` ends after the summary instead)."
+            )
+            async for _ in _forever():
+                pass
+        return code
 
 
 async def up(settings: Settings, state: Path) -> int:
     """Run the services until Ctrl-C."""
-    async with _services(settings, state) as (_, base):
+    async with _services(settings, state) as (settings, base):
+        token = issue_token(settings.jwt_secret, "admin", "admin", 24 * 3600)
         _say(
-            f"Modomo is up: API {base} (schema {base}/schema), logs in {state / 'logs'}. "
+            f"Modomo is up: API {base} (schema {base}/schema), logs in {state / 'logs'}.\n"
+            f"  review app, signed in: {app_link(base, token)}\n"
             "Ctrl-C stops everything."
         )
         async for _ in _forever():
