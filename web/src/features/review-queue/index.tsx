@@ -79,8 +79,9 @@ export function ReviewQueuePage() {
             <li key={item.object_id} data-object={item.object_id} className={i === cursor ? "current" : ""} onClick={() => setCursor(i)}>
               {item.thumb_url ? <img src={item.thumb_url} alt={item.category} loading="lazy" /> : <div className="noimg" />}
               <div className="queue-meta">
-                <strong>{nameOf(taxonomies.data?.category, item.category)}</strong>
-                <span className="num">conf {conf(item.confidence)}</span>
+                <span>
+                  <strong>{nameOf(taxonomies.data?.category, item.category)}</strong> · conf {conf(item.confidence)}
+                </span>
                 {item.disagreement && (
                   <span className="disagree" title="YOLO and GroundingDINO disagree">
                     {item.detect_category} ≠ {item.label_category}

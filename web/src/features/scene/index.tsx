@@ -318,6 +318,7 @@ export function ScenePage() {
               <button
                 type="button"
                 key={code}
+                data-code={code}
                 disabled={selected.size === 0}
                 onClick={() => correct(selected, `category ${code}`, () => ({ category: code }))}
               >
