@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 from playwright.sync_api import Page, expect
 
-from modomo.streams.keys import Keys
-from tests.browser.stack import Stack, real_photos, wait_until
+from tests.browser.stack import Stack, job_entries, real_photos, wait_until
 
 MASK_PIXELS = """() => {
   const canvas = document.querySelector('[data-testid=mask-canvas]');
@@ -66,11 +65,7 @@ def test_upload_a_job_live_then_correct_and_approve_an_object(stack: Stack, page
     expect(status).to_have_attribute("data-status", re.compile("connecting|live"))
     expect(status).to_have_attribute("data-status", "ended", timeout=300_000)
     expect(page.get_by_test_id("counts")).to_contain_text("3/3 scenes")
-    with stack.redis() as redis:
-        entries = [
-            e[0].decode()
-            for e in redis.xrange(Keys(stack.settings.redis_prefix).job_events(job_id))
-        ]
+    entries = job_entries(stack, job_id)
     received = page.locator("[data-testid=eventlog] li").evaluate_all(
         "items => items.map(i => i.dataset.entryId)"
     )
