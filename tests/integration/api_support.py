@@ -61,7 +61,7 @@ async def running_api(settings: Settings, s3_endpoint: str) -> AsyncIterator[Api
         jwt_secret="t" * 40,
     )
     async with Storage.open(settings) as storage:
-        await storage.ensure_bucket()
+        await storage.ensure_bucket(settings.browser_origins)
     redis = Redis.from_url(settings.redis_url)
     runners = [ProjectorRunner(settings, redis, p, lease_poll_s=0.05) for p in select(None)]
     tasks = [asyncio.create_task(r.run()) for r in runners]
