@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> Litestar:
     class Metrics(PrometheusController):
         path = "/metrics"
         opt = {"public": True}
+        include_in_schema = False  # Prometheus text for scrapers, not part of the REST API
         openmetrics_format = False
 
     app = Litestar(
@@ -97,7 +98,11 @@ def create_app(settings: Settings) -> Litestar:
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "Last-Event-ID"],
             max_age=600,
         ),
-        middleware=[access_log, PrometheusConfig(app_name="modomo", group_path=True).middleware],
+        middleware=[
+            contract.allow_header,
+            access_log,
+            PrometheusConfig(app_name="modomo", group_path=True).middleware,
+        ],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Modomo API",
@@ -114,6 +119,7 @@ def create_app(settings: Settings) -> Litestar:
     )
     check_declared(app)  # fails closed: no route is public by omission
     contract.document(app)
+    contract.exact_body_schemas(app)
     contract.set_upload_limit(app, settings.max_upload_bytes)
     return app
 
@@ -138,5 +144,7 @@ async def serve(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         lifespan="on",
+        # Open SSE streams would hold a graceful shutdown forever; their clients resume.
+        timeout_graceful_shutdown=5,
     )
     await uvicorn.Server(config).serve()

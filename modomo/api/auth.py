@@ -63,9 +63,12 @@ def _ticket_key(secret: str) -> bytes:
     return hmac.new(secret.encode(), _TICKET_KEY_INFO, hashlib.sha256).digest()
 
 
-def issue_ticket(secret: str, caller: Caller, job_id: str, ttl_s: int) -> tuple[str, int]:
+def issue_ticket(
+    secret: str, caller: Caller, job_id: str, ttl_s: int, after: str = ""
+) -> tuple[str, int]:
     """A ticket that lets ``caller`` open the event stream of ``job_id`` for ``ttl_s``
-    seconds; returns it with its expiry (Unix seconds). It opens nothing else."""
+    seconds, resuming after the entry ``after`` (from the start when empty); returns it
+    with its expiry (Unix seconds). It opens nothing else."""
     expires = int(time.time()) + ttl_s
     claims = {
         "sub": caller.subject,
@@ -74,6 +77,8 @@ def issue_ticket(secret: str, caller: Caller, job_id: str, ttl_s: int) -> tuple[
         "aud": TICKET_AUDIENCE,
         "exp": expires,
     }
+    if after:
+        claims["after"] = after
     return jwt.encode(claims, _ticket_key(secret), algorithm="HS256"), expires
 
 
@@ -146,6 +151,7 @@ async def authenticate(
         scope = connection.path_params.get(ticket_param)
         if claims.get("job") != scope:
             raise NotAuthorizedException("this ticket is for another job's event stream")
+        connection.scope["state"]["ticket"] = claims
         return caller_from_claims(claims, "ticket")
     raise NotAuthorizedException(
         "missing credentials: send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'"
@@ -215,6 +221,12 @@ def check_declared(app: Litestar) -> None:
         raise UndeclaredAccess(
             "routes without a declared role or opt={'public': True}: " + ", ".join(missing)
         )
+
+
+def ticket_of(connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
+    """The verified claims of the ticket the caller came with ({} when none)."""
+    claims: dict[str, Any] = connection.scope["state"].get("ticket", {})
+    return claims
 
 
 def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:

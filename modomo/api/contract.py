@@ -13,14 +13,23 @@ error body's schema (``{"status_code", "detail", "extra"}``):
   ``Retry-After``.
 
 Public routes (health, metrics, the app, the schema) carry no security requirement.
+
+Two repairs of what Litestar 2.25 generates, so the document is exactly what the API
+enforces: the schemas of request and response bodies are msgspec's own
+(:func:`exact_body_schemas`; Litestar's drop a zero minimum, constraints inside optional
+lists, tuple lengths and ``additionalProperties: false``), and OPTIONS answers list every
+method of the path (:func:`allow_header`; Litestar's list only the methods registered when
+the route was first made).
 """
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import asyncpg
 import botocore.exceptions
+import msgspec
 import redis.exceptions
 import structlog
 from litestar import Litestar, Request, Response
@@ -32,9 +41,9 @@ from litestar.exceptions import (
     ServiceUnavailableException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.openapi.spec import Components, Reference, Schema, SecurityScheme
+from litestar.openapi.spec import Components, Reference, SecurityScheme
 from litestar.routes import HTTPRoute
-from litestar.types import ExceptionHandlersMap
+from litestar.types import ASGIApp, ExceptionHandlersMap, Message, Receive, Scope, Send
 
 from modomo.api.auth import declared_role
 
@@ -93,14 +102,12 @@ def document(app: Litestar) -> None:
 
 
 def set_upload_limit(app: Litestar, max_upload_bytes: int) -> None:
-    """Write the configured upload limit into the schema of a presign request's files, so a
-    size the schema allows is one the API accepts."""
-    schemas = app.openapi_schema.components.schemas or {}
-    for name, schema in schemas.items():
-        if name.endswith("UploadFile") and isinstance(schema, Schema) and schema.properties:
-            size = schema.properties["size_bytes"]
-            if isinstance(size, Schema):
-                size.maximum = max_upload_bytes
+    """Write the configured upload limit into the schema of a presign request's files (after
+    :func:`exact_body_schemas`), so a size the schema allows is one the API accepts."""
+    schemas: dict[str, Any] = app.openapi_schema.components.schemas or {}
+    upload = schemas.get("UploadFile")
+    if isinstance(upload, dict):
+        upload["properties"]["size_bytes"]["maximum"] = max_upload_bytes
 
 
 def _unavailable(which: str) -> Any:
@@ -128,3 +135,71 @@ UNAVAILABLE_HANDLERS: ExceptionHandlersMap = {
     TimeoutError: _unavailable("a backing service"),
 }
 """Connection errors of Redis, PostgreSQL and S3 → 503 with Retry-After, never a 500."""
+
+
+def _structs(annotation: Any, found: set[type[msgspec.Struct]]) -> None:
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        found.add(annotation)
+    for arg in typing.get_args(annotation):
+        _structs(arg, found)
+
+
+def exact_body_schemas(app: Litestar) -> None:
+    """Replace the component schema of every msgspec Struct a route takes or returns with
+    the JSON Schema msgspec derives from the same Struct it validates with."""
+    found: set[type[msgspec.Struct]] = set()
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if not handler.include_in_schema:
+                continue
+            signature = handler.parsed_fn_signature
+            _structs(signature.return_type.annotation, found)
+            if "data" in signature.parameters:
+                _structs(signature.parameters["data"].annotation, found)
+    _, exact = msgspec.json.schema_components(
+        sorted(found, key=lambda t: t.__name__), ref_template="#/components/schemas/{name}"
+    )
+    schemas = app.openapi_schema.components.schemas
+    if schemas is None:
+        return
+    for name, schema in exact.items():
+        # A plain dict serialises as it is (Litestar's spec objects pass dicts through).
+        schemas[name] = schema
+
+
+def _json_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
+    if exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, media_type="application/json")
+
+
+JSON_ERRORS: ExceptionHandlersMap = {HTTPException: _json_error}
+"""For a route whose success is not JSON (the SSE stream): its errors still are."""
+
+
+def allow_header(app: ASGIApp) -> ASGIApp:
+    """Middleware: an OPTIONS answer's ``Allow`` lists every method of the matched path."""
+    methods: dict[str, str] = {}
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "OPTIONS":  # type: ignore[comparison-overlap]
+            await app(scope, receive, send)
+            return
+        if not methods:
+            for route in scope["litestar_app"].routes:
+                if isinstance(route, HTTPRoute):
+                    methods[route.path_format] = ", ".join(sorted(route.methods))
+
+        async def fixed(message: Message) -> None:
+            allowed = methods.get(scope.get("path_template") or "")
+            if message["type"] == "http.response.start" and allowed:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+                message = {**message, "headers": [*headers, (b"allow", allowed.encode())]}
+            await send(message)
+
+        await app(scope, receive, fixed)
+
+    return middleware

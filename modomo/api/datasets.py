@@ -223,7 +223,10 @@ class DatasetController(Controller):
         style: Annotated[str | None, Parameter(pattern=STYLE_PATTERN)] = None,
         material: Annotated[str | None, Parameter(pattern=MATERIAL_PATTERN)] = None,
         category: Annotated[str | None, Parameter(pattern=CATEGORY_PATTERN)] = None,
-        min_confidence: Annotated[float | None, Parameter(ge=0, le=1)] = None,
+        # schema_extra: Litestar 2.25 drops a minimum of 0 from the document (falsy).
+        min_confidence: Annotated[
+            float | None, Parameter(ge=0, le=1, schema_extra={"minimum": 0})
+        ] = None,
     ) -> ScenePage:
         await dataset_row(svc, dataset_id)
         for value, taxonomy in (

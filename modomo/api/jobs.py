@@ -13,7 +13,8 @@ from litestar.params import HeaderParameter, Parameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from modomo.api import metrics
-from modomo.api.auth import caller_of
+from modomo.api.auth import caller_of, ticket_of
+from modomo.api.contract import JSON_ERRORS
 from modomo.api.hub import Entry, decode_entry
 from modomo.api.schemas import Accepted, JobIn, JobOut, JobPage, StageTiming
 from modomo.api.services import (
@@ -35,7 +36,8 @@ _JOB_COLUMNS = (
     "job_id, dataset_id, status, total, queued, running, ok, partial, failed, "
     "stages, resize_max_px, created_by, created_at, started_at, finished_at"
 )
-ENTRY_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+ENTRY_ID_PATTERN = r"^([0-9]{1,20}-[0-9]{1,20})?$"
+"""A stream entry id (``<ms>-<seq>``), or empty: from the start (as EventSource sends it)."""
 KEEP_ALIVE_S = 15.0
 _log = structlog.get_logger("modomo.api.sse")
 
@@ -182,48 +184,37 @@ class JobController(Controller):
         "/{job_id:str}/events",
         opt={"role": "viewer", "ticket": "job_id"},
         media_type="text/event-stream",
+        exception_handlers=JSON_ERRORS,
         summary="Live job events (Server-Sent Events)",
         description="Each event's `id:` is its Redis stream entry id. A new client gets "
         "the job's whole history, then live events; a client reconnecting "
-        "with `Last-Event-ID` (or `?after=`) continues right after that entry. Keep-alive "
+        "with `Last-Event-ID` continues right after that entry. Keep-alive "
         "comments every 15 s. The stream ends after the job's final event. A browser's "
         "EventSource, which cannot send headers, authenticates with `?ticket=` from "
-        "`POST /jobs/{job_id}/events/ticket` instead.",
+        "`POST /jobs/{job_id}/events/ticket` instead; a ticket asked for with `after` "
+        "resumes there, as Last-Event-ID would.",
     )
     async def events(
         self,
         job_id: str,
+        request: Request[Any, Any, Any],
         svc: Services,
         last_event_id: Annotated[
-            str | None,
+            str,
             HeaderParameter(
                 name="Last-Event-ID",
                 pattern=ENTRY_ID_PATTERN,
+                required=False,
                 description="resume right after this entry id (what EventSource sends)",
             ),
-        ] = None,
-        after: Annotated[
-            str | None,
-            Parameter(
-                pattern=ENTRY_ID_PATTERN,
-                description="the same as Last-Event-ID, for a client that opens a new "
-                "EventSource itself (which cannot set that header)",
-            ),
-        ] = None,
-        ticket: Annotated[
-            str | None,
-            Parameter(
-                description="a ticket from POST /jobs/{job_id}/events/ticket, valid about a "
-                "minute and only for this job's stream; instead of the headers",
-            ),
-        ] = None,
+        ] = "",
     ) -> ServerSentEvent:
-        last = last_event_id or after or ""
+        last = last_event_id or ticket_of(request).get("after") or "0-0"
         stream = svc.keys.job_events(job_id)
         if not await svc.redis.exists(stream):
             raise not_found("job", job_id)
         return ServerSentEvent(
-            _follow(svc, job_id, last or "0-0"),
+            _follow(svc, job_id, last),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 

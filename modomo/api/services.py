@@ -76,7 +76,7 @@ def services(state: State) -> Services:
     return found
 
 
-TIME_ID_CURSOR = r"^\d{1,16}~[A-Za-z0-9_.:-]{1,64}$"
+TIME_ID_CURSOR = r"^[0-9]{1,16}~[A-Za-z0-9_.:-]{1,64}$"
 """A page position in a list ordered by (time, id), newest first: the last item's time in
 microseconds since 1970 (UTC), ``~``, its id. Every string that matches is a valid position."""
 ID_CURSOR = r"^[A-Za-z0-9_.:-]{1,64}$"

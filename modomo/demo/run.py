@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -254,8 +255,7 @@ async def demo(settings: Settings, scenes: int, state: Path, stay: bool) -> int:
                 "Everything keeps running: open the review app link above. Ctrl-C stops it all "
                 "(`modomo demo --exit` ends after the summary instead)."
             )
-            async for _ in _forever():
-                pass
+            await _until_stopped()
         return code
 
 
@@ -268,12 +268,20 @@ async def up(settings: Settings, state: Path) -> int:
             f"  review app, signed in: {app_link(base, token)}\n"
             "Ctrl-C stops everything."
         )
-        async for _ in _forever():
-            pass
+        await _until_stopped()
     return 0
 
 
-async def _forever() -> AsyncIterator[None]:
-    while True:
-        await asyncio.sleep(3600)
-        yield
+async def _until_stopped() -> None:
+    """Wait for Ctrl-C or SIGTERM (handled here: a process started in the background by a
+    shell inherits SIGINT ignored, and the default SIGTERM would skip every clean-up)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    _say("stopping every service")

@@ -27,7 +27,7 @@ Conn = Union[
     "asyncpg.Pool[Any]", "asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[Any]"
 ]
 
-CURSOR_PATTERN = r"^\d{1,3}~[01]~\d{1,5}~[A-Za-z0-9_.:-]{1,64}$"
+CURSOR_PATTERN = r"^[0-9]{1,3}~[01]~[0-9]{1,5}~[A-Za-z0-9_.:-]{1,64}$"
 """What a review-queue cursor looks like; every string that matches is a valid position."""
 _CURSOR = re.compile(CURSOR_PATTERN)
 

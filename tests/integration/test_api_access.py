@@ -139,11 +139,11 @@ async def test_an_sse_ticket_opens_one_jobs_stream_and_nothing_else(api: Api) ->
     async with api.client() as client:
         job_a = (await client.post("/jobs", json={"dataset_id": dataset_id})).json()["job_id"]
         job_b = (await client.post("/jobs", json={"dataset_id": dataset_id})).json()["job_id"]
-        issued = await client.post(f"/jobs/{job_a}/events/ticket")
+        issued = await client.post(f"/jobs/{job_a}/events/ticket", json={})
         assert issued.status_code == 201, issued.text
         ticket = issued.json()["ticket"]
         assert issued.json()["events_url"] == f"/jobs/{job_a}/events?ticket={ticket}"
-        assert (await client.post("/jobs/nope/events/ticket")).status_code == 404
+        assert (await client.post("/jobs/nope/events/ticket", json={})).status_code == 404
     bearer = api.token("viewer")
     expired, _ = issue_ticket(
         api.settings.jwt_secret, Caller("alice", "viewer", "jwt"), job_a, ttl_s=-5

@@ -62,7 +62,7 @@ describe("JobStream", () => {
     const timers: (() => void)[] = [];
     let tickets = 0;
     const stream = new JobStream("job", {
-      ticketUrl: async () => `/jobs/job/events?ticket=t${++tickets}`,
+      ticketUrl: async (_job, after) => `/jobs/job/events?ticket=t${++tickets}${after ? `@${after}` : ""}`,
       open: (url) => {
         const s = new FakeSource(url);
         sources.push(s);
@@ -87,7 +87,7 @@ describe("JobStream", () => {
     await Promise.resolve();
     await Promise.resolve();
     const second = sources[1]!;
-    expect(second.url).toBe("/jobs/job/events?ticket=t2&after=1-0");
+    expect(second.url).toBe("/jobs/job/events?ticket=t2@1-0"); // the ticket resumes after 1-0
     second.emit("1-0", "job_created", { scene_ids: ["a"] }); // a repeat is dropped
     second.emit("2-0", "scene_done", { scene_id: "a", status: "ok" });
     second.emit("3-0", "job_done", { status: "succeeded", ok: 1 });

@@ -1,6 +1,6 @@
 /** Follows a job's event stream and resumes by itself: after a network blip, an API restart
- * or a stream the server ended early, it asks for a fresh ticket and reopens the stream
- * right after the last entry it has (`?after=`), so nothing is missed and nothing repeats.
+ * or a stream the server ended early, it asks for a fresh ticket for the stream right after
+ * the last entry it has, and reopens it there, so nothing is missed and nothing repeats.
  * This is the one place that knows about resumption. Browser APIs are injected, so the
  * logic is unit-tested without a browser. */
 import { JobLog } from "./events";
@@ -15,8 +15,9 @@ export interface EventSourceLike {
 export type Status = "connecting" | "live" | "reconnecting" | "ended" | "gone";
 
 export interface StreamDeps {
-  /** A URL of the stream with a fresh ticket; rejects with {status: 404} when there is none. */
-  ticketUrl: (jobId: string) => Promise<string>;
+  /** A URL of the stream after entry ``after`` (from the start when null) with a fresh
+   * ticket; rejects with {status: 404} when there is no such stream. */
+  ticketUrl: (jobId: string, after: string | null) => Promise<string>;
   open: (url: string) => EventSourceLike;
   eventTypes: readonly string[];
   setTimer?: (fn: () => void, ms: number) => unknown;
@@ -75,7 +76,7 @@ export class JobStream {
     const generation = this.generation;
     let url: string;
     try {
-      url = await this.deps.ticketUrl(this.jobId);
+      url = await this.deps.ticketUrl(this.jobId, this.log.lastId);
       if (generation !== this.generation) return; // stopped (and maybe restarted) meanwhile
     } catch (error) {
       if (generation !== this.generation) return;
@@ -87,8 +88,7 @@ export class JobStream {
       this.retry();
       return;
     }
-    const after = this.log.lastId ? `&after=${encodeURIComponent(this.log.lastId)}` : "";
-    const source = this.deps.open(url + after);
+    const source = this.deps.open(url);
     this.source = source;
     const onEvent = (event: MessageEvent) => this.receive(event);
     for (const type of this.deps.eventTypes) source.addEventListener(type, onEvent);

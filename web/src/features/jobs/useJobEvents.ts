@@ -4,8 +4,11 @@ import eventTypes from "../../lib/api/event-types.json";
 import { apiHref } from "../../lib/config";
 import { JobStream } from "./stream";
 
-async function ticketUrl(jobId: string): Promise<string> {
-  const result = await api.POST("/jobs/{job_id}/events/ticket", { params: { path: { job_id: jobId } } });
+async function ticketUrl(jobId: string, after: string | null): Promise<string> {
+  const result = await api.POST("/jobs/{job_id}/events/ticket", {
+    params: { path: { job_id: jobId } },
+    body: { after: after ?? "" },
+  });
   if (result.response.status === 404) throw new ApiError(404, "no such job stream");
   return apiHref(unwrap(result).events_url);
 }

@@ -123,7 +123,7 @@ export interface paths {
         };
         /**
          * Live job events (Server-Sent Events)
-         * @description Each event's `id:` is its Redis stream entry id. A new client gets the job's whole history, then live events; a client reconnecting with `Last-Event-ID` (or `?after=`) continues right after that entry. Keep-alive comments every 15 s. The stream ends after the job's final event. A browser's EventSource, which cannot send headers, authenticates with `?ticket=` from `POST /jobs/{job_id}/events/ticket` instead.
+         * @description Each event's `id:` is its Redis stream entry id. A new client gets the job's whole history, then live events; a client reconnecting with `Last-Event-ID` continues right after that entry. Keep-alive comments every 15 s. The stream ends after the job's final event. A browser's EventSource, which cannot send headers, authenticates with `?ticket=` from `POST /jobs/{job_id}/events/ticket` instead; a ticket asked for with `after` resumes there, as Last-Event-ID would.
          */
         get: operations["JobsJobIdEventsEvents"];
         put?: never;
@@ -162,7 +162,7 @@ export interface paths {
         put?: never;
         /**
          * A short-lived ticket to open this job's event stream without headers
-         * @description Signed, valid for MODOMO_SSE_TICKET_TTL_S (60 s by default), good only for GET /jobs/{job_id}/events of this job and only as `?ticket=`; it carries the caller's identity and role. The access log never records query strings. A client that reconnects after the ticket expired asks for a new one.
+         * @description Signed, valid for MODOMO_SSE_TICKET_TTL_S (60 s by default), good only for GET /jobs/{job_id}/events of this job and only as `?ticket=`; it carries the caller's identity and role. The access log never records query strings. A client that reconnects asks for a new one, with `after` set to the last entry id it has.
          */
         post: operations["JobsJobIdEventsTicketTicket"];
         delete?: never;
@@ -324,28 +324,14 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/metrics": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Get */
-        get: operations["MetricsGet"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** Accepted */
+        /**
+         * Accepted
+         * @description A write recorded in the log whose projection is not visible yet.
+         */
         Accepted: {
             event_id: string;
             log_id: string;
@@ -370,7 +356,6 @@ export interface components {
             name: string;
             description: string;
             created_by: string;
-            /** Format: date-time */
             created_at: string;
             /** @default 0 */
             scene_count: number;
@@ -411,7 +396,6 @@ export interface components {
             };
             resize_max_px: number;
             created_by: string;
-            /** Format: date-time */
             created_at: string;
             started_at: string | null;
             finished_at: string | null;
@@ -441,9 +425,7 @@ export interface components {
             mask_key: string | null;
             thumb_key: string | null;
             area: number | null;
-            attrs: {
-                [key: string]: unknown;
-            };
+            attrs: Record<string, never>;
             corrected_by: string | null;
             corrected_at: string | null;
             materials: components["schemas"]["MaterialOut"][];
@@ -454,7 +436,11 @@ export interface components {
             material_margin?: number | null;
             dataset_id?: string | null;
         };
-        /** ObjectPatch */
+        /**
+         * ObjectPatch
+         * @description Fields left out (or null) stay as they are; a patch that changes nothing is a no-op.
+         *         ``bbox`` is two opposite corners as fractions of the image, in either order.
+         */
         ObjectPatch: {
             category?: string | null;
             materials?: string[] | null;
@@ -491,7 +477,10 @@ export interface components {
         PresignOut: {
             uploads: components["schemas"]["Upload"][];
         };
-        /** QueueItem */
+        /**
+         * QueueItem
+         * @description One object waiting for review, with why it ranks where it does.
+         */
         QueueItem: {
             object_id: string;
             scene_id: string;
@@ -535,8 +524,8 @@ export interface components {
         ReviewIn: {
             scene_id: string;
             object_id?: string | null;
-            /** @enum {string} */
-            verdict: "approve" | "reject" | "fix";
+            /** @enum {unknown} */
+            verdict: "approve" | "fix" | "reject";
             /** @default  */
             note: string;
         };
@@ -548,7 +537,6 @@ export interface components {
             verdict: string;
             note: string;
             reviewer: string;
-            /** Format: date-time */
             created_at: string;
         };
         /** SceneOut */
@@ -561,7 +549,6 @@ export interface components {
             content_type: string;
             size_bytes: number;
             filename: string;
-            /** Format: date-time */
             registered_at: string;
             scene_type: string | null;
             scene_type_conf: number | null;
@@ -571,9 +558,7 @@ export interface components {
             depth_near: number | null;
             depth_far: number | null;
             caption: string | null;
-            palette: {
-                [key: string]: unknown;
-            }[] | null;
+            palette: Record<string, never>[] | null;
             object_count: number;
             avg_conf: number;
             models: {
@@ -609,7 +594,10 @@ export interface components {
             updated_at: string | null;
             image_url?: string | null;
         };
-        /** StageFlags */
+        /**
+         * StageFlags
+         * @description Which stages a job runs, as in the specification's task message (all on by default).
+         */
         StageFlags: {
             /** @default true */
             scene: boolean;
@@ -651,9 +639,13 @@ export interface components {
         /** Ticket */
         Ticket: {
             ticket: string;
-            /** Format: date-time */
             expires_at: string;
             events_url: string;
+        };
+        /** TicketIn */
+        TicketIn: {
+            /** @default  */
+            after: string;
         };
         /** Upload */
         Upload: {
@@ -665,13 +657,12 @@ export interface components {
             headers: {
                 [key: string]: string;
             };
-            /** Format: date-time */
             expires_at: string;
         };
         /** UploadFile */
         UploadFile: {
             filename: string;
-            /** @enum {string} */
+            /** @enum {unknown} */
             content_type: "image/jpeg" | "image/png" | "image/webp";
             size_bytes: number;
         };
@@ -1477,15 +1468,10 @@ export interface operations {
     };
     JobsJobIdEventsEvents: {
         parameters: {
-            query?: {
-                /** @description the same as Last-Event-ID, for a client that opens a new EventSource itself (which cannot set that header) */
-                after?: string | null;
-                /** @description a ticket from POST /jobs/{job_id}/events/ticket, valid about a minute and only for this job's stream; instead of the headers */
-                ticket?: string | null;
-            };
+            query?: never;
             header?: {
                 /** @description resume right after this entry id (what EventSource sends) */
-                "Last-Event-ID"?: string | null;
+                "Last-Event-ID"?: string;
             };
             path: {
                 job_id: string;
@@ -1656,7 +1642,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TicketIn"];
+            };
+        };
         responses: {
             /** @description Document created, URL follows */
             201: {
@@ -1699,6 +1689,21 @@ export interface operations {
             };
             /** @description Nothing matches the given URI */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2488,26 +2493,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
-                };
-            };
-        };
-    };
-    MetricsGet: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Request fulfilled, document follows */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": unknown;
                 };
             };
         };
