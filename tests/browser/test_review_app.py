@@ -81,10 +81,11 @@ def test_upload_a_job_live_then_correct_and_approve_an_object(stack: Stack, page
         re.compile(r"masks (\d+)/\1$"), timeout=60_000
     )
     assert page.evaluate(MASK_PIXELS) > 0
+    mask_canvas = page.get_by_test_id("mask-canvas")
     page.keyboard.press("m")  # all masks off
-    wait_until(lambda: page.evaluate(MASK_PIXELS) == 0, "masks hidden")
+    expect(mask_canvas).to_have_css("visibility", "hidden")
     page.keyboard.press("m")
-    wait_until(lambda: page.evaluate(MASK_PIXELS) > 0, "masks shown again")
+    expect(mask_canvas).to_have_css("visibility", "visible")
 
     # Correct one object with a number key, see it in GET /scenes/:id, undo it (an event too).
     row = page.locator("[data-testid=object-list] [data-object]").first
@@ -92,6 +93,11 @@ def test_upload_a_job_live_then_correct_and_approve_an_object(stack: Stack, page
     assert object_id
     row.click()
     expect(page.get_by_test_id("object-details")).to_have_attribute("data-object", object_id)
+    covered = page.evaluate(MASK_PIXELS)
+    page.keyboard.press("h")  # hide this object's mask: its pixels leave the canvas
+    wait_until(lambda: page.evaluate(MASK_PIXELS) < covered, "one mask hidden")
+    page.keyboard.press("h")
+    wait_until(lambda: page.evaluate(MASK_PIXELS) == covered, "the mask shown again")
     with stack.client() as client:
         before = _object(client, scene_id, object_id)
         codes = page.locator("[data-testid=hotbar] button").evaluate_all(

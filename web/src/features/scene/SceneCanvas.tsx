@@ -14,6 +14,8 @@ export interface CanvasProps {
   depth: ImageBitmap | null;
   showDepth: boolean;
   objects: ObjectOut[];
+  /** Ids of the objects with masks, in drawing order; the same array while they do not change. */
+  maskOrder: readonly string[];
   colors: Map<string, [number, number, number]>;
   sprites: Map<string, Sprite>;
   spritesVersion: number;
@@ -30,9 +32,10 @@ export interface CanvasProps {
 type Drag = { id: string; start: [number, number]; box: Box; moved: boolean };
 
 function SceneCanvasImpl(props: CanvasProps) {
-  const { width, height, photo, depth, showDepth, objects, colors, sprites, spritesVersion, selected, hidden, masksOn, labelsOn, mode } = props;
+  const { width, height, photo, depth, showDepth, objects, maskOrder, colors, sprites, spritesVersion, selected, hidden, masksOn, labelsOn, mode } = props;
   const photoRef = useRef<HTMLCanvasElement>(null);
   const maskRef = useRef<HTMLCanvasElement>(null);
+  const highlightRef = useRef<HTMLCanvasElement>(null);
   const boxRef = useRef<HTMLCanvasElement>(null);
   const [corner, setCorner] = useState<[number, number] | null>(null);
   const [pointer, setPointer] = useState<[number, number] | null>(null);
@@ -49,25 +52,64 @@ function SceneCanvasImpl(props: CanvasProps) {
     }
   }, [photo, depth, showDepth, width, height]);
 
+  // Every visible mask, composited once: a selection or a category change never repaints
+  // it, hiding one mask repaints only the sprites under that mask's rectangle, and turning
+  // all masks off only hides the canvas.
+  const shown = useRef<{ hidden: ReadonlySet<string>; version: number; order: readonly string[] } | null>(null);
   useLayoutEffect(() => {
     const canvas = maskRef.current;
     const ctx = canvas?.getContext("2d");
     if (!canvas || !ctx) return;
-    ctx.clearRect(0, 0, width, height);
-    let drawn = 0;
-    if (masksOn) {
-      for (const o of objects) {
-        if (hidden.has(o.object_id)) continue;
-        const sprite = sprites.get(o.object_id);
+    const previous = shown.current;
+    const changed =
+      previous && previous.version === spritesVersion && previous.order === maskOrder
+        ? [...new Set([...previous.hidden, ...hidden])].filter((id) => previous.hidden.has(id) !== hidden.has(id))
+        : null;
+    if (changed && changed.length <= 32) {
+      for (const id of changed) {
+        const sprite = sprites.get(id);
         if (!sprite) continue;
-        ctx.globalAlpha = selected.has(o.object_id) ? 0.75 : 0.45;
-        ctx.drawImage(sprite.canvas, sprite.x, sprite.y);
-        drawn += 1;
+        const r = { x: sprite.x, y: sprite.y, w: sprite.canvas.width, h: sprite.canvas.height };
+        ctx.save();
+        ctx.beginPath();
+        ctx.rect(r.x, r.y, r.w, r.h);
+        ctx.clip();
+        ctx.clearRect(r.x, r.y, r.w, r.h);
+        ctx.globalAlpha = 0.45;
+        for (const other of maskOrder) {
+          const s = sprites.get(other);
+          if (!s || hidden.has(other)) continue;
+          if (s.x > r.x + r.w || s.y > r.y + r.h || s.x + s.canvas.width < r.x || s.y + s.canvas.height < r.y) continue;
+          ctx.drawImage(s.canvas, s.x, s.y);
+        }
+        ctx.restore();
+      }
+    } else {
+      ctx.clearRect(0, 0, width, height);
+      ctx.globalAlpha = 0.45;
+      for (const id of maskOrder) {
+        const sprite = sprites.get(id);
+        if (sprite && !hidden.has(id)) ctx.drawImage(sprite.canvas, sprite.x, sprite.y);
       }
       ctx.globalAlpha = 1;
     }
-    canvas.dataset.masksDrawn = String(drawn);
-  }, [objects, sprites, spritesVersion, selected, hidden, masksOn, width, height]);
+    shown.current = { hidden, version: spritesVersion, order: maskOrder };
+    canvas.dataset.masksDrawn = String(maskOrder.filter((id) => sprites.has(id) && !hidden.has(id)).length);
+  }, [maskOrder, sprites, spritesVersion, hidden, width, height]);
+
+  // The selected objects' masks, stronger, on a layer of their own (a few; not a thousand).
+  useLayoutEffect(() => {
+    const ctx = highlightRef.current?.getContext("2d");
+    if (!ctx) return;
+    ctx.clearRect(0, 0, width, height);
+    if (!masksOn || selected.size > 64) return;
+    ctx.globalAlpha = 0.5;
+    for (const id of selected) {
+      const sprite = sprites.get(id);
+      if (sprite && !hidden.has(id)) ctx.drawImage(sprite.canvas, sprite.x, sprite.y);
+    }
+    ctx.globalAlpha = 1;
+  }, [selected, sprites, spritesVersion, hidden, masksOn, width, height]);
 
   useLayoutEffect(() => {
     const ctx = boxRef.current?.getContext("2d");
@@ -77,6 +119,7 @@ function SceneCanvasImpl(props: CanvasProps) {
     ctx.font = `${Math.max(11, line * 7)}px system-ui, sans-serif`;
     ctx.textBaseline = "bottom";
     const many = objects.length > 150;
+    const labelSelected = selected.size <= 50;
     for (const o of objects) {
       const isSelected = selected.has(o.object_id);
       const box = drag?.id === o.object_id ? drag.box : (o.bbox as Box);
@@ -85,7 +128,7 @@ function SceneCanvasImpl(props: CanvasProps) {
       ctx.strokeStyle = rgbCss(color, isSelected ? 1 : many ? 0.55 : 0.9);
       ctx.lineWidth = isSelected ? line * 3 : line;
       ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-      if (labelsOn && (isSelected || !many)) {
+      if (labelsOn && ((isSelected && labelSelected) || !many)) {
         const text = `${o.category} ${o.confidence.toFixed(2)}`;
         const w = ctx.measureText(text).width + 6;
         const h = line * 7 + 6;
@@ -165,7 +208,15 @@ function SceneCanvasImpl(props: CanvasProps) {
       data-testid="stage"
     >
       <canvas ref={photoRef} width={width} height={height} data-layer="photo" />
-      <canvas ref={maskRef} width={width} height={height} data-layer="masks" data-testid="mask-canvas" />
+      <canvas
+        ref={maskRef}
+        width={width}
+        height={height}
+        data-layer="masks"
+        data-testid="mask-canvas"
+        style={{ visibility: masksOn ? "visible" : "hidden" }}
+      />
+      <canvas ref={highlightRef} width={width} height={height} data-layer="highlight" />
       <canvas ref={boxRef} width={width} height={height} data-layer="boxes" />
     </div>
   );

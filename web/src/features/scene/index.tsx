@@ -66,10 +66,19 @@ export function ScenePage() {
   const width = data?.width ?? 0;
   const height = data?.height ?? 0;
   const ordered = useMemo(() => sorted(objects, sort), [objects, sort]);
+  // Keyed by the set of objects, not their contents: a correction changes neither colours
+  // nor which masks exist, so neither repaints.
+  const idKey = objects.map((o) => `${o.object_id}:${o.mask_key ?? ""}`).join("|");
   const colors = useMemo(() => {
     const ids = objects.map((o) => o.object_id).sort();
     return new Map(ids.map((id, i) => [id, objectColor(i)]));
-  }, [objects]);
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- see idKey
+  }, [idKey]);
+  const maskOrder = useMemo(
+    () => objects.filter((o) => o.mask_url).map((o) => o.object_id),
+    // eslint-disable-next-line react-hooks/exhaustive-deps -- see idKey
+    [idKey],
+  );
   const verdicts = useMemo(() => {
     const out = new Map<string, string>();
     for (const r of [...(reviews.data ?? [])].reverse()) if (r.object_id) out.set(r.object_id, r.verdict);
@@ -298,6 +307,7 @@ export function ScenePage() {
               depth={depth}
               showDepth={showDepth}
               objects={objects}
+              maskOrder={maskOrder}
               colors={colors}
               sprites={sprites.current}
               spritesVersion={spritesVersion}
