@@ -14,7 +14,8 @@ web="$root/web"
 python="${PYTHON:-$root/.venv/bin/python}"
 say() { printf '\033[1mweb:\033[0m %s\n' "$*" >&2; }
 
-command -v npm >/dev/null || { say "npm is missing: install Node.js 20.19+ (bash scripts/bootstrap.sh)"; exit 1; }
+have_npm() { command -v npm >/dev/null; }
+need_npm() { have_npm || { say "npm is missing: install Node.js 20.19+ (then bash scripts/bootstrap.sh)"; exit 1; }; }
 
 install() { (cd "$web" && npm ci --no-audit --no-fund --loglevel=error); }
 
@@ -32,6 +33,13 @@ stale() {  # true when web/dist is missing or older than any source of the build
   [ -n "$(find "$web/src" "$web/index.html" "$web/vite.config.ts" "$web/package-lock.json" \
       "$web/tsconfig.json" -newer "$web/dist/index.html" -print -quit)" ]
 }
+
+case "${1:-}" in
+  install|types|check-types|build|test) need_npm ;;
+  ensure)
+    # `just demo` and `just up` run without the app rather than not at all.
+    have_npm || { say "no npm: the review app is not built (the API answers /app with how to)"; exit 0; } ;;
+esac
 
 case "${1:-}" in
   install) install ;;

@@ -21,8 +21,6 @@ from tests.integration.s3 import start_seaweedfs
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="package")
 def s3() -> Iterator[str]:

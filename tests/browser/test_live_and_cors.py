@@ -17,6 +17,8 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.stack import ROOT, Stack, job_entries, start_job, upload_scenes, wait_until
 
+pytestmark = pytest.mark.integration
+
 EVENT_IDS = "items => items.map(i => i.dataset.entryId)"
 
 

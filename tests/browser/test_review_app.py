@@ -6,9 +6,12 @@ import re
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.stack import Stack, job_entries, real_photos, wait_until
+
+pytestmark = pytest.mark.integration
 
 MASK_PIXELS = """() => {
   const canvas = document.querySelector('[data-testid=mask-canvas]');
