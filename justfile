@@ -55,12 +55,13 @@ fmt:
     {{bin}}/ruff check --fix modomo tests bench scripts
     {{bin}}/ruff format modomo tests bench scripts
 
-# streams against redis-benchmark, projectors against COPY, the API, the pipeline, the app
+# streams against redis-benchmark, projectors against COPY, the API, the pipeline, similarity, the app
 bench: web
     {{bin}}/python bench/streams.py
     {{bin}}/python bench/projections.py
     {{bin}}/python bench/api.py
     {{bin}}/python bench/pipeline.py
+    {{bin}}/python bench/similarity.py
     {{bin}}/python bench/app.py
 
 # apply pending SQL migrations to MODOMO_DATABASE_URL
@@ -80,3 +81,12 @@ demo *args: web
 # the services (S3, API with the review app, projectors, one GPU worker) until Ctrl-C
 up: web
     {{bin}}/modomo up
+
+# the golden-set evaluation: 200 synthetic rooms with their truth, a live job, the scores
+eval scenes="200":
+    {{bin}}/modomo golden --scenes {{scenes}} --out .modomo/golden
+    {{bin}}/modomo demo --golden .modomo/golden
+
+# a dataset as of a log position: just export DATASET coco [--as-of ID|TIME] [--reviewed-only]
+export dataset format *args:
+    {{bin}}/modomo export {{dataset}} --format {{format}} {{args}}

@@ -33,7 +33,6 @@ from scratch import clean, scratch_settings
 from modomo.api.auth import issue_token
 from modomo.demo.services import free_port, settings_env
 from modomo.domain.events import JobCreated, SceneStarted
-from modomo.domain.synthetic import synthetic_log
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import select
 from modomo.projections.runner import ProjectorRunner
@@ -41,6 +40,7 @@ from modomo.settings import Settings
 from modomo.streams.connection import connect
 from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
+from modomo.synthetic.log import synthetic_log
 
 ROOT = Path(__file__).resolve().parents[1]
 

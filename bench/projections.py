@@ -20,7 +20,6 @@ from typing import Any
 import asyncpg
 from scratch import scratch_settings, scratch_space
 
-from modomo.domain.synthetic import synthetic_log
 from modomo.projections import db
 from modomo.projections.migrate import create_read_schema, migrate
 from modomo.projections.projector import read_checkpoint
@@ -31,6 +30,7 @@ from modomo.settings import Settings
 from modomo.streams.connection import connect
 from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
+from modomo.synthetic.log import synthetic_log
 
 
 async def project(settings: Settings, names: Sequence[str], last: str) -> float:

@@ -25,6 +25,7 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from modomo.api.auth import ROLES, create_api_key
+from modomo.cli_products import add_commands as add_product_commands
 from modomo.logs import configure_logging
 from modomo.projections.db import connect as connect_db
 from modomo.projections.migrate import MigrationError, migrate
@@ -116,6 +117,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo_cmd.add_argument("--scenes", type=int, default=20, help="how many photos")
     demo_cmd.add_argument("--state", default=".modomo", help="folder for data and logs")
+    demo_cmd.add_argument(
+        "--golden",
+        help="a folder from `modomo golden`: its images are the photos, then the job is scored",
+    )
     after = demo_cmd.add_mutually_exclusive_group()
     after.add_argument(
         "--exit",
@@ -151,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         "trim", help="trim the Redis log below every projector's checkpoint (it stays in event_log)"
     )
     log_trim.set_defaults(run=_trim_log)
+    add_product_commands(sub)
     return parser
 
 
@@ -367,6 +373,7 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
 
     from modomo.demo.run import demo
     from modomo.demo.services import ServiceError
+    from modomo.evaluate.run import EvalError
 
     if not 1 <= args.scenes <= 500:
         print("modomo: --scenes takes a number from 1 to 500", file=sys.stderr)
@@ -380,8 +387,9 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
             file=sys.stderr,
         )
     try:
-        return await demo(settings, args.scenes, Path(args.state), stay)
-    except ServiceError as exc:
+        golden = Path(args.golden) if args.golden else None
+        return await demo(settings, args.scenes, Path(args.state), stay, golden)
+    except (ServiceError, EvalError) as exc:
         print(f"modomo: {exc}", file=sys.stderr)
         return 1
 

@@ -39,6 +39,8 @@ class ObjectInfo:
     key: str
     size: int
     content_type: str
+    etag: str = ""
+    """The server's ETag, unquoted (an MD5 of the bytes for a single PUT)."""
 
 
 class Storage:
@@ -122,6 +124,7 @@ class Storage:
             key=key,
             size=int(reply["ContentLength"]),
             content_type=str(reply.get("ContentType", "")),
+            etag=str(reply.get("ETag", "")).strip('"'),
         )
 
     async def put(self, key: str, data: bytes, content_type: str) -> None:

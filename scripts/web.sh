@@ -21,7 +21,7 @@ install() { (cd "$web" && npm ci --no-audit --no-fund --loglevel=error); }
 
 generate() {  # generate into folder $1
   local tmp; tmp="$(mktemp -d)"
-  PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "$python" -m modomo.api.export "$tmp"
+  PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" "$python" -m modomo.api.schema_export "$tmp"
   mkdir -p "$1"
   (cd "$web" && npx --no-install openapi-typescript "$tmp/openapi.json" -o "$1/schema.d.ts" --silent)
   cp "$tmp/event-types.json" "$1/event-types.json"

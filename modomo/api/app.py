@@ -15,12 +15,15 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from modomo.api import contract, metrics
 from modomo.api.auth import check_declared, role_guard
 from modomo.api.datasets import DatasetController
+from modomo.api.evaluations import EvaluationController
+from modomo.api.exports import ExportController
 from modomo.api.hub import JobStreamHub
 from modomo.api.jobs import JobController
 from modomo.api.review_queue import ReviewQueueController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
+from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
 from modomo.api.system import HealthController, access_log
 from modomo.api.taxonomies import TaxonomiesController
@@ -83,6 +86,9 @@ def create_app(settings: Settings) -> Litestar:
             ReviewQueueController,
             StatsController,
             TaxonomiesController,
+            ExportController,
+            EvaluationController,
+            SimilarityController,
             HealthController,
             Metrics,
             AppController,
@@ -90,6 +96,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         guards=[role_guard],
+        before_request=contract.strict_bodies,
         lifespan=[lifespan],
         exception_handlers=contract.UNAVAILABLE_HANDLERS,
         cors_config=CORSConfig(

@@ -19,6 +19,7 @@ from modomo.api.schemas import (
     DatasetIn,
     DatasetOut,
     DatasetPage,
+    DuplicateWarning,
     PresignIn,
     PresignOut,
     RegisterIn,
@@ -40,6 +41,7 @@ from modomo.api.services import (
 )
 from modomo.domain.events import DatasetCreated, RegisteredScene, ScenesRegistered, new_id
 from modomo.domain.taxonomies import FURNITURE, MATERIALS, SCENE_TYPES, STYLES
+from modomo.read.similarity import duplicates
 from modomo.storage import scene_key
 
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
@@ -56,6 +58,24 @@ async def dataset_row(svc: Services, dataset_id: str) -> DatasetOut:
     if row is None:
         raise not_found("dataset", dataset_id)
     return DatasetOut(**dict(row))
+
+
+async def duplicate_warnings(
+    svc: Services, dataset_id: str, fresh: list[RegisteredScene]
+) -> list[DuplicateWarning]:
+    """A warning for each new scene whose bytes (ETag) are already registered; checked
+    before the new ones are, so a scene never duplicates itself."""
+    found = await duplicates(svc.db, dataset_id, {s.scene_id: s.etag for s in fresh})
+    return [
+        DuplicateWarning(
+            scene_id=d.scene_id,
+            duplicate_of=d.duplicate_of,
+            dataset_id=d.dataset_id,
+            message=f"scene {d.scene_id} has the same bytes as scene {d.duplicate_of} "
+            f"(dataset {d.dataset_id}): the same photo uploaded twice",
+        )
+        for d in found
+    ]
 
 
 class DatasetController(Controller):
@@ -190,11 +210,13 @@ class DatasetController(Controller):
                         content_type=info.content_type,
                         size_bytes=info.size,
                         filename=ref.filename,
+                        etag=info.etag,
                     )
                 )
         if problems:
             # All or nothing: registering part of a request would leave the caller guessing.
             raise Conflict("nothing registered: " + "; ".join(problems[:50]))
+        warnings = await duplicate_warnings(svc, dataset_id, fresh)
         event_id = None
         if fresh:
             event = ScenesRegistered(dataset_id=dataset_id, scenes=tuple(fresh))
@@ -205,6 +227,7 @@ class DatasetController(Controller):
             registered=[s.scene_id for s in fresh],
             already_registered=[i for i in ids if i in known],
             event_id=event_id,
+            warnings=warnings,
         )
 
     @get(

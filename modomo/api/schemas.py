@@ -88,10 +88,22 @@ class RegisterIn(In, kw_only=True):
     scenes: Annotated[list[SceneRef], Meta(min_length=1, max_length=1000)]
 
 
+class DuplicateWarning(msgspec.Struct, kw_only=True):
+    """A scene registered now whose bytes were already registered (same ETag)."""
+
+    scene_id: str
+    duplicate_of: str
+    dataset_id: str
+    message: str
+
+
 class RegisterOut(msgspec.Struct, kw_only=True):
     registered: list[str]
     already_registered: list[str]
     event_id: str | None
+    warnings: list[DuplicateWarning] = msgspec.field(default_factory=list)
+    """Uploads that duplicate a registered scene: registered all the same, since the same
+    photo may rightly belong to two datasets."""
 
 
 class JobIn(In, kw_only=True):

@@ -22,11 +22,11 @@ import httpx
 import msgspec
 
 from modomo.api.auth import issue_token
-from modomo.demo.images import room
 from modomo.demo.services import ServiceError, child, databases, s3_server, wait_http
 from modomo.projections.migrate import migrate
 from modomo.settings import Settings
 from modomo.storage import Storage
+from modomo.synthetic.rooms import room
 
 
 @contextlib.contextmanager
@@ -36,6 +36,7 @@ def _stack(settings: Settings, state: Path) -> Iterator[str]:
         stack.enter_context(s3_server(settings, state))
         api = stack.enter_context(child("api", ["api"], settings, state))
         stack.enter_context(child("projectors", ["project"], settings, state))
+        stack.enter_context(child("exporter", ["exporter"], settings, state))
         worker = stack.enter_context(child("worker", ["worker"], settings, state))
         base = f"http://{settings.api_host}:{settings.api_port}"
         wait_http(f"{base}/health", api, "the API", state / "logs/api.log")
@@ -105,7 +106,12 @@ async def _follow(client: httpx.AsyncClient, job_id: str, total: int) -> dict[st
     return final
 
 
-async def _run_demo(settings: Settings, base: str, scenes: int) -> int:
+async def _run_demo(
+    settings: Settings, base: str, photos: list[tuple[str, bytes]]
+) -> tuple[int, str]:
+    """Upload ``photos`` (file name, JPEG), run a job over them, print a summary; the exit
+    code and the job's id."""
+    scenes = len(photos)
     token = issue_token(settings.jwt_secret, "demo", "admin", 24 * 3600)
     async with httpx.AsyncClient(
         base_url=base, timeout=120, headers={"Authorization": f"Bearer {token}"}
@@ -121,24 +127,23 @@ async def _run_demo(settings: Settings, base: str, scenes: int) -> int:
             )
         )
         dataset_id = dataset["dataset_id"]
-        photos = [room(seed) for seed in range(scenes)]
         uploads = _ok(
             await client.post(
                 f"/datasets/{dataset_id}/presign",
                 json={
                     "files": [
                         {
-                            "filename": f"room-{i:03d}.jpg",
+                            "filename": name,
                             "content_type": "image/jpeg",
                             "size_bytes": len(photo),
                         }
-                        for i, photo in enumerate(photos)
+                        for name, photo in photos
                     ]
                 },
             )
         )["uploads"]
         async with httpx.AsyncClient(timeout=60) as plain:
-            for upload, photo in zip(uploads, photos, strict=True):
+            for upload, (_, photo) in zip(uploads, photos, strict=True):
                 put = await plain.put(upload["url"], content=photo, headers=upload["headers"])
                 if put.status_code != 200:
                     raise ServiceError(
@@ -188,7 +193,7 @@ async def _run_demo(settings: Settings, base: str, scenes: int) -> int:
     print(f"  a scene      {base}/scenes/{first}")
     print(f"  metrics      {base}/metrics")
     print(f"  bearer token for trying them: {token}\n")
-    return 0 if final.get("status") in ("succeeded", "partial") else 1
+    return (0 if final.get("status") in ("succeeded", "partial") else 1), job_id
 
 
 def app_link(base: str, token: str, page: str = "/") -> str:
@@ -238,18 +243,30 @@ async def _services(settings: Settings, state: Path) -> AsyncIterator[tuple[Sett
             yield settings, base
 
 
-async def demo(settings: Settings, scenes: int, state: Path, stay: bool) -> int:
+async def demo(
+    settings: Settings, scenes: int, state: Path, stay: bool, golden: Path | None = None
+) -> int:
     """Run the demo; 0 when the job ended with every scene processed (ok or partial).
 
+    With ``golden`` (a folder from ``modomo golden``), its images are the photos, and the
+    job is then scored against its ground truth (``modomo eval``), the report printed.
     With ``stay``, everything keeps running after the summary (so its links answer) until
     Ctrl-C; without, the services stop once the summary is printed.
     """
+    if golden is None:
+        photos = [(f"room-{i:03d}.jpg", room(i)) for i in range(scenes)]
+    else:
+        photos = [(p.name, p.read_bytes()) for p in sorted((golden / "images").glob("*.jpg"))]
+        if not photos:
+            raise ServiceError(f"no images under {golden / 'images'}: run `modomo golden` first")
     async with _services(settings, state) as (settings, base):
         _say(
             f"services up (logs in {state / 'logs'}); model profile "
             f"{settings.model_profile} (tiny unless real weights are in {settings.model_dir})"
         )
-        code = await _run_demo(settings, base, scenes)
+        code, job_id = await _run_demo(settings, base, photos)
+        if golden is not None:
+            await _evaluate(settings, golden, job_id)
         if stay:
             _say(
                 "Everything keeps running: open the review app link above. Ctrl-C stops it all "
@@ -257,6 +274,15 @@ async def demo(settings: Settings, scenes: int, state: Path, stay: bool) -> int:
             )
             await _until_stopped()
         return code
+
+
+async def _evaluate(settings: Settings, golden: Path, job_id: str) -> None:
+    """Score the job against the golden set, record it, print the report."""
+    from modomo.cli_products import evaluate_and_record
+    from modomo.evaluate.report import render
+
+    event = await evaluate_and_record(settings, golden / "ground_truth.json", job_id, "demo")
+    print(render(event))
 
 
 async def up(settings: Settings, state: Path) -> int:

@@ -13,7 +13,9 @@ the previous version's JSON into the new shape, so every event ever written stil
 
 from __future__ import annotations
 
+import struct
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -110,11 +112,37 @@ class Label(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     phrase: str = ""
 
 
+class Embedding(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """An L2-normalised image embedding (CLIP) of the stage's model.
+
+    Kept as little-endian float16 bytes, which JSON carries as base64: a 768-dimension
+    vector is 2 KB on the log instead of about 8 KB of decimal text, and float16 keeps
+    cosine similarities to about three decimals, which is what ranking needs.
+    """
+
+    f16: bytes
+
+    @property
+    def dim(self) -> int:
+        return len(self.f16) // 2
+
+    def floats(self) -> tuple[float, ...]:
+        """The vector's components."""
+        return struct.unpack(f"<{self.dim}e", self.f16[: self.dim * 2])
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Embedding:
+        """The embedding of ``values`` (normalised by the caller)."""
+        return cls(f16=struct.pack(f"<{len(values)}e", *values))
+
+
 class ObjectMaterials(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The materials scored for one object's crop."""
 
     object_id: str
     materials: tuple[Scored, ...]
+    embedding: Embedding | None = None
+    """The crop's image embedding, from the same forward pass that scored the materials."""
 
 
 class Colour(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -143,6 +171,9 @@ class RegisteredScene(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     content_type: str = "image/jpeg"
     size_bytes: int = 0
     filename: str = ""
+    etag: str = ""
+    """The object store's ETag of the upload (an MD5 of the bytes for a single PUT): two
+    scenes with the same ETag hold the same photo."""
 
 
 class ScenesRegistered(EventBase, frozen=True, kw_only=True, tag="scenes_registered"):
@@ -197,6 +228,8 @@ class SceneClassified(StageEvent, frozen=True, kw_only=True, tag="scene_classifi
     scene_type: str
     confidence: float
     alternatives: tuple[Scored, ...] = ()
+    embedding: Embedding | None = None
+    """The scene image's embedding, from the forward pass that classified it."""
 
 
 class StylesClassified(StageEvent, frozen=True, kw_only=True, tag="styles_classified"):
@@ -320,6 +353,82 @@ class ReviewSubmitted(EventBase, frozen=True, kw_only=True, tag="review_submitte
     reviewer: str = ""
 
 
+# --- dataset products: exports and evaluations ----------------------------------------------
+
+ExportFormat = Literal["coco", "yolo", "yolo-seg", "parquet"]
+
+
+class ExportRequested(EventBase, frozen=True, kw_only=True, tag="export_requested"):
+    """Someone asked for a dataset's export; an export worker builds it."""
+
+    export_id: str
+    dataset_id: str
+    format: ExportFormat
+    as_of: str = ""
+    """The log position asked for, as given (an entry id, an event id or a time); empty
+    for the end of the log when the worker starts."""
+    reviewed_only: bool = False
+    requested_by: str = ""
+
+
+class ExportStarted(EventBase, frozen=True, kw_only=True, tag="export_started"):
+    """A worker resolved the export's log position and began building it."""
+
+    export_id: str
+    position: str
+    scenes: int = 0
+    attempt: int = 1
+    worker: str = ""
+
+
+class ExportCompleted(EventBase, frozen=True, kw_only=True, tag="export_completed"):
+    """The export's archive is in object storage under ``key``."""
+
+    export_id: str
+    position: str
+    key: str
+    size_bytes: int
+    sha256: str
+    scenes: int = 0
+    objects: int = 0
+
+
+class ExportFailed(EventBase, frozen=True, kw_only=True, tag="export_failed"):
+    """An attempt to build the export failed; ``will_retry`` says whether another follows."""
+
+    export_id: str
+    error: str
+    attempt: int = 1
+    will_retry: bool = False
+
+
+class EvaluationRecorded(EventBase, frozen=True, kw_only=True, tag="evaluation_recorded"):
+    """A job's results scored against a golden set (ground truth).
+
+    ``metrics`` holds the overall scores by name, ``per_class`` the per-class ones by
+    metric and then class code; classes the golden set lacks are left out rather than
+    written as NaN. ``deltas`` is each metric's change from ``previous_id``, the previous
+    evaluation of the same golden set (by ``golden_sha256``), and ``regressions`` names the
+    metrics that got worse by more than the tolerance.
+    """
+
+    evaluation_id: str
+    golden: str
+    golden_sha256: str
+    job_id: str
+    models: dict[str, str] = msgspec.field(default_factory=dict)
+    profile: str = ""
+    scenes: int = 0
+    missing: int = 0
+    metrics: dict[str, float] = msgspec.field(default_factory=dict)
+    per_class: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
+    previous_id: str = ""
+    deltas: dict[str, float] = msgspec.field(default_factory=dict)
+    regressions: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    evaluated_by: str = ""
+
+
 Event = (
     DatasetCreated
     | ScenesRegistered
@@ -343,6 +452,11 @@ Event = (
     | JobCompleted
     | ObjectCorrected
     | ReviewSubmitted
+    | ExportRequested
+    | ExportStarted
+    | ExportCompleted
+    | ExportFailed
+    | EvaluationRecorded
 )
 """Every event type; the one union the log decoder is built for."""
 

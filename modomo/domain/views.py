@@ -85,6 +85,7 @@ class SceneRow(msgspec.Struct, kw_only=True, gc=False):
     object_count: int = 0
     avg_conf: float = 0.0
     updated_at: datetime | None = None
+    etag: str = ""
 
 
 class StyleRow(msgspec.Struct, kw_only=True, gc=False):
@@ -162,6 +163,7 @@ def register(
                 filename=scene.filename,
                 registered_at=at,
                 updated_at=at,
+                etag=scene.etag,
             )
         )
     row = view.row
@@ -170,6 +172,7 @@ def register(
     row.content_type = scene.content_type
     row.size_bytes = scene.size_bytes
     row.filename = scene.filename
+    row.etag = scene.etag
     row.updated_at = at
     return view
 

@@ -199,8 +199,8 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 async def _scene(p: Pipeline, s: SceneRun) -> StageEvent:
     m = p.models
-    top, alternatives = await p._infer(
-        "scene", lambda images: clip_stage.classify_scenes(m.clip, images), s.pil
+    top, alternatives, embedding = await p._infer(
+        "scene", lambda images: clip_stage.classify_scenes_embedded(m.clip, images), s.pil
     )
     return SceneClassified(
         **p._base(s),
@@ -208,6 +208,7 @@ async def _scene(p: Pipeline, s: SceneRun) -> StageEvent:
         scene_type=top.code,
         confidence=top.score,
         alternatives=alternatives,
+        embedding=embedding,
     )
 
 
@@ -280,7 +281,7 @@ async def _material(p: Pipeline, s: SceneRun) -> StageEvent:
     def run(items: Sequence[list[Image.Image]]) -> list[list[Any]]:
         # Every crop of every scene in the batch goes through CLIP in one forward.
         flat = [c for scene_crops in items for c in scene_crops]
-        scored = clip_stage.classify_materials(m.clip, flat, threshold)
+        scored = clip_stage.classify_materials_embedded(m.clip, flat, threshold)
         out, at = [], 0
         for scene_crops in items:
             out.append(scored[at : at + len(scene_crops)])
@@ -292,8 +293,8 @@ async def _material(p: Pipeline, s: SceneRun) -> StageEvent:
         **p._base(s),
         model=m.clip.ref,
         objects=tuple(
-            ObjectMaterials(object_id=o.object_id, materials=mats)
-            for o, mats in zip(objects, scored, strict=True)
+            ObjectMaterials(object_id=o.object_id, materials=mats, embedding=embedding)
+            for o, (mats, embedding) in zip(objects, scored, strict=True)
         ),
     )
 

@@ -44,7 +44,12 @@ class Migration:
 
 
 def load(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Every migration file, in number order; refuses repeated numbers and bad headers."""
+    """Every migration file, in number order; refuses duplicate numbers and bad headers.
+
+    Numbers may leave gaps: ranges of them are handed to parallel streams of work, so two
+    branches never pick the same number. A database applies whatever it has not applied
+    yet, in number order, so a lower number merged later still runs.
+    """
     if not folder.is_dir():
         raise MigrationError(f"no migrations folder at {folder}")
     found: list[Migration] = []
@@ -66,11 +71,12 @@ def load(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
             )
         )
     numbers = [m.number for m in found]
-    # Gaps are allowed: parallel work takes numbers from ranges of its own (0050-0059, ...),
-    # and a file applies by name, so a lower number landing later still applies once.
-    repeated = sorted({n for n in numbers if numbers.count(n) > 1})
-    if repeated:
-        raise MigrationError(f"two migration files share the number(s) {repeated}")
+    twice = sorted({n for n in numbers if numbers.count(n) > 1})
+    if twice or 0 in numbers:
+        raise MigrationError(
+            f"migration numbers must be unique and from 1, found {numbers} "
+            f"(repeated: {twice or 'none'})"
+        )
     return found
 
 

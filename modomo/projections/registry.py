@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from modomo.projections.archive import ArchiveProjector
 from modomo.projections.catalog import DatasetsProjector, ReviewsProjector
+from modomo.projections.embeddings import EmbeddingsProjector
 from modomo.projections.jobs import JobsProjector
+from modomo.projections.products import EvaluationsProjector, ExportsProjector
 from modomo.projections.projector import Projector
 from modomo.projections.scenes import ScenesProjector
 
@@ -16,6 +18,9 @@ PROJECTORS: dict[str, type[Projector]] = {
         JobsProjector,
         ScenesProjector,
         ReviewsProjector,
+        ExportsProjector,
+        EvaluationsProjector,
+        EmbeddingsProjector,
     )
 }
 READ_MODEL_PROJECTORS = tuple(name for name, cls in PROJECTORS.items() if cls.tables)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 GPU_GROUP = "gpu-workers"
 """The consumer group of the scene task queue."""
 
+EXPORT_GROUP = "exporters"
+"""The consumer group of the export queue."""
+
 TASK_FIELD = b"task"
 """Field of a queue entry holding the encoded scene task (also named in log.py's script)."""
 
@@ -63,3 +66,12 @@ class Keys:
     def dead_by_reason(self) -> str:
         """Hash: how many tasks went dead for each reason since the stream was created."""
         return f"{self.prefix}:jobs:dead:reasons"
+
+    @property
+    def exports(self) -> str:
+        """One entry per requested dataset export; consumed by the ``exporters`` group."""
+        return f"{self.prefix}:exports:queue"
+
+    def export_progress(self, export_id: str) -> str:
+        """Hash: how many of an export's scenes are packed (``done``, ``total``)."""
+        return f"{self.prefix}:exports:progress:{export_id}"

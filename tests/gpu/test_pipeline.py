@@ -228,3 +228,22 @@ async def test_optimized_mode_batches_scenes_and_matches_sequential(
                 assert isinstance(y, ObjectsDetected)
                 assert [d.object_id for d in x.objects] == [d.object_id for d in y.objects]
                 assert [d.category for d in x.objects] == [d.category for d in y.objects]
+
+
+async def test_scene_and_crop_embeddings_ride_on_their_clip_stages(
+    pipeline: Pipeline, storage: DirStorage
+) -> None:
+    from modomo.domain.events import SceneClassified
+
+    events, _ = await run_scene(pipeline, storage, only("scene", "label", "material"))
+    (scene,) = [e for e in events if isinstance(e, SceneClassified)]
+    (materials,) = [e for e in events if isinstance(e, MaterialsClassified)]
+    assert scene.embedding is not None
+    vectors = [np.array(scene.embedding.floats())]
+    assert materials.objects, "the tiny label model finds objects in the room"
+    for item in materials.objects:
+        assert item.embedding is not None
+        assert item.embedding.dim == scene.embedding.dim
+        vectors.append(np.array(item.embedding.floats()))
+    norms = np.linalg.norm(np.stack(vectors), axis=1)
+    assert np.allclose(norms, 1.0, atol=2e-3)  # normalised, within float16

@@ -270,6 +270,8 @@ async def test_authentication_and_roles(api: Api) -> None:
         ("POST", "/jobs", {"dataset_id": "nope"}, 404, "no dataset"),
         ("POST", "/jobs", {"dataset_id": "x", "resize_max_px": 99999}, 400, "resize_max_px"),
         ("POST", "/jobs", {"dataset_id": "x", "stages": {"depht": True}}, 400, "depht"),
+        ("POST", "/jobs", {"dataset_id": "x", "stages": {"depth": 0}}, 400, "stages.depth"),
+        ("POST", "/jobs", {"dataset_id": "x", "resize_max_px": "512"}, 400, "resize_max_px"),
         ("GET", "/jobs/nope", None, 404, "no job"),
         ("GET", "/jobs/nope/events", None, 404, "no job"),
         ("GET", "/scenes/nope", None, 404, "no scene"),

@@ -13,12 +13,12 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from modomo.demo.images import room
 from modomo.demo.services import free_port, settings_env
 from modomo.domain.events import SceneCompleted, SceneStarted
 from modomo.projections.registry import READ_MODEL_PROJECTORS, select
 from modomo.projections.replay import replay
 from modomo.settings import Settings
+from modomo.synthetic.rooms import room
 from tests.integration.api_support import Api, running_api
 from tests.integration.projection_support import dump
 from tests.integration.support import ROOT, job_events, stop_process, wait_for

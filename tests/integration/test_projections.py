@@ -24,7 +24,6 @@ from modomo.domain.events import (
     ScenesRegistered,
 )
 from modomo.domain.fold import fold_job
-from modomo.domain.synthetic import synthetic_log
 from modomo.domain.views import SceneView, Unapplicable, apply_scene_view, register
 from modomo.projections import db
 from modomo.projections.registry import READ_MODEL_PROJECTORS, READ_TABLES, select
@@ -32,6 +31,7 @@ from modomo.projections.replay import replay
 from modomo.projections.status import statuses, trim_log
 from modomo.settings import Settings
 from modomo.streams.keys import EVENT_FIELD, Keys
+from modomo.synthetic.log import synthetic_log
 from tests.integration.projection_support import _norm, dump, project, publish
 
 pytestmark = pytest.mark.integration

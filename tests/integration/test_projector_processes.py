@@ -21,11 +21,11 @@ import pytest
 from redis.asyncio import Redis
 
 from modomo.demo.services import free_port
-from modomo.domain.synthetic import synthetic_log
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import READ_TABLES, select
 from modomo.projections.runner import ProjectorRunner
 from modomo.settings import Settings
+from modomo.synthetic.log import synthetic_log
 from tests.integration.projection_support import caught_up, dump, project, publish
 from tests.integration.support import ROOT, settings_env, stop_process, wait_for
 

@@ -26,7 +26,13 @@ from modomo.domain.events import (
     DatasetCreated,
     DepthEstimated,
     Detection,
+    Embedding,
+    EvaluationRecorded,
     EventBase,
+    ExportCompleted,
+    ExportFailed,
+    ExportRequested,
+    ExportStarted,
     JobCompleted,
     JobCreated,
     JobEvent,
@@ -85,7 +91,13 @@ MASK: Strategy = st.builds(Mask, object_id=TEXT, mask_key=TEXT, thumb_key=TEXT, 
 LABEL: Strategy = st.builds(
     Label, object_id=TEXT, category=TEXT, confidence=FLOAT, bbox=BBOX, phrase=TEXT
 )
-OBJECT_MATERIALS: Strategy = st.builds(ObjectMaterials, object_id=TEXT, materials=tuples_of(SCORED))
+EMBEDDING: Strategy = st.builds(Embedding, f16=st.binary(max_size=64))
+OBJECT_MATERIALS: Strategy = st.builds(
+    ObjectMaterials,
+    object_id=TEXT,
+    materials=tuples_of(SCORED),
+    embedding=st.none() | EMBEDDING,
+)
 COLOUR: Strategy = st.builds(Colour, hex=TEXT, lab=st.tuples(FLOAT, FLOAT, FLOAT), share=FLOAT)
 REGISTERED_SCENE: Strategy = st.builds(
     RegisteredScene,
@@ -94,6 +106,7 @@ REGISTERED_SCENE: Strategy = st.builds(
     content_type=TEXT,
     size_bytes=INT,
     filename=TEXT,
+    etag=TEXT,
 )
 ATTEMPT_ERROR: Strategy = st.builds(
     AttemptError, attempt=INT, error=TEXT, consumer=TEXT, at=UTC_DATETIME
@@ -161,6 +174,7 @@ SPECS: dict[str, EventSpec] = {
         scene_type=TEXT,
         confidence=FLOAT,
         alternatives=tuples_of(SCORED),
+        embedding=st.none() | EMBEDDING,
     ),
     "styles_classified": spec(StylesClassified, **stage_fields(), styles=tuples_of(SCORED)),
     "objects_detected": spec(
@@ -219,11 +233,62 @@ SPECS: dict[str, EventSpec] = {
         note=TEXT,
         reviewer=TEXT,
     ),
+    "export_requested": spec(
+        ExportRequested,
+        export_id=TEXT,
+        dataset_id=TEXT,
+        format=st.sampled_from(["coco", "yolo", "yolo-seg", "parquet"]),
+        as_of=TEXT,
+        reviewed_only=BOOL,
+        requested_by=TEXT,
+    ),
+    "export_started": spec(
+        ExportStarted, export_id=TEXT, position=TEXT, scenes=INT, attempt=INT, worker=TEXT
+    ),
+    "export_completed": spec(
+        ExportCompleted,
+        export_id=TEXT,
+        position=TEXT,
+        key=TEXT,
+        size_bytes=INT,
+        sha256=TEXT,
+        scenes=INT,
+        objects=INT,
+    ),
+    "export_failed": spec(ExportFailed, export_id=TEXT, error=TEXT, attempt=INT, will_retry=BOOL),
+    "evaluation_recorded": spec(
+        EvaluationRecorded,
+        evaluation_id=TEXT,
+        golden=TEXT,
+        golden_sha256=TEXT,
+        job_id=TEXT,
+        models=st.dictionaries(TEXT, TEXT, max_size=3),
+        profile=TEXT,
+        scenes=INT,
+        missing=INT,
+        metrics=st.dictionaries(TEXT, FLOAT, max_size=3),
+        per_class=st.dictionaries(TEXT, st.dictionaries(TEXT, FLOAT, max_size=3), max_size=2),
+        previous_id=TEXT,
+        deltas=st.dictionaries(TEXT, FLOAT, max_size=3),
+        regressions=tuples_of(TEXT),
+        notes=tuples_of(TEXT),
+        evaluated_by=TEXT,
+    ),
 }
 """Tag → strategy; must name every type in EVENT_TYPES and every field of each."""
 
 ALL_TAGS = sorted(EVENT_TYPES)
-NON_JOB_TAGS = {"dataset_created", "scenes_registered", "object_corrected", "review_submitted"}
+NON_JOB_TAGS = {
+    "dataset_created",
+    "scenes_registered",
+    "object_corrected",
+    "review_submitted",
+    "export_requested",
+    "export_started",
+    "export_completed",
+    "export_failed",
+    "evaluation_recorded",
+}
 
 
 def events_of(tag: str) -> Strategy:

@@ -13,15 +13,25 @@ from typing import Any
 
 from PIL import Image
 
-from modomo.domain.events import Scored
+from modomo.domain.events import Embedding, Scored
 from modomo.domain.taxonomies import MATERIALS, SCENE_TYPES, STYLES, Taxonomy
 from modomo.gpu.models import Clip
 
 
 def _probabilities(clip: Clip, images: Sequence[Image.Image], taxonomy: Taxonomy) -> Any:
+    return _embedded(clip, images, taxonomy)[0]
+
+
+def _embedded(clip: Clip, images: Sequence[Image.Image], taxonomy: Taxonomy) -> tuple[Any, Any]:
+    """The taxonomy's probabilities and the images' normalised features, one forward."""
     text = clip.text_features(taxonomy)
     feats = clip.image_features(list(images))
-    return (clip.logit_scale * feats @ text.T).softmax(dim=-1).cpu()
+    return (clip.logit_scale * feats @ text.T).softmax(dim=-1).cpu(), feats.cpu()
+
+
+def embedding(features: Any) -> Embedding:
+    """One image's normalised CLIP features as an event's embedding (float16)."""
+    return Embedding.of([float(v) for v in features.tolist()])
 
 
 def _ranked(probs: Any, taxonomy: Taxonomy) -> list[Scored]:
@@ -34,11 +44,18 @@ def classify_scenes(
     clip: Clip, images: Sequence[Image.Image], alternatives: int = 3
 ) -> list[tuple[Scored, tuple[Scored, ...]]]:
     """Per image: the most likely scene type and the next ``alternatives``."""
-    probs = _probabilities(clip, images, SCENE_TYPES)
+    return [(top, rest) for top, rest, _ in classify_scenes_embedded(clip, images, alternatives)]
+
+
+def classify_scenes_embedded(
+    clip: Clip, images: Sequence[Image.Image], alternatives: int = 3
+) -> list[tuple[Scored, tuple[Scored, ...], Embedding]]:
+    """:func:`classify_scenes` plus each image's embedding, from the same forward pass."""
+    probs, feats = _embedded(clip, images, SCENE_TYPES)
     out = []
-    for row in probs:
+    for row, features in zip(probs, feats, strict=True):
         ranked = _ranked(row, SCENE_TYPES)
-        out.append((ranked[0], tuple(ranked[1 : 1 + alternatives])))
+        out.append((ranked[0], tuple(ranked[1 : 1 + alternatives]), embedding(features)))
     return out
 
 
@@ -61,7 +78,17 @@ def classify_materials(
     clip: Clip, crops: Sequence[Image.Image], threshold: float, top_k: int = 3
 ) -> list[tuple[Scored, ...]]:
     """Per object crop: its materials, multi-label; every crop in one forward."""
+    return [scored for scored, _ in classify_materials_embedded(clip, crops, threshold, top_k)]
+
+
+def classify_materials_embedded(
+    clip: Clip, crops: Sequence[Image.Image], threshold: float, top_k: int = 3
+) -> list[tuple[tuple[Scored, ...], Embedding]]:
+    """:func:`classify_materials` plus each crop's embedding, from the same forward pass."""
     if not crops:
         return []
-    probs = _probabilities(clip, crops, MATERIALS)
-    return [multi_label(row, MATERIALS, threshold, top_k) for row in probs]
+    probs, feats = _embedded(clip, crops, MATERIALS)
+    return [
+        (multi_label(row, MATERIALS, threshold, top_k), embedding(features))
+        for row, features in zip(probs, feats, strict=True)
+    ]

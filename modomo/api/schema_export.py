@@ -1,7 +1,7 @@
 """What the review app's types are generated from: the API's OpenAPI document and the SSE
 event types, written as JSON without starting anything.
 
-``python -m modomo.api.export DIR`` writes ``DIR/openapi.json`` (the app's
+``python -m modomo.api.schema_export DIR`` writes ``DIR/openapi.json`` (the app's
 ``openapi-typescript`` input) and ``DIR/event-types.json``. Built with default settings, so
 the output depends on the code alone and ``just test`` can tell when the committed,
 generated types are stale.
@@ -32,7 +32,7 @@ def event_types() -> bytes:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m modomo.api.export DIR", file=sys.stderr)
+        print("usage: python -m modomo.api.schema_export DIR", file=sys.stderr)
         return 2
     folder = Path(argv[0])
     folder.mkdir(parents=True, exist_ok=True)
