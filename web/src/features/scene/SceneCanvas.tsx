@@ -27,6 +27,8 @@ export interface CanvasProps {
   onPick: (objectId: string | null, additive: boolean) => void;
   onBox: (box: Box) => void;
   onMove: (objectId: string, box: Box) => void;
+  /** Shown over the photo (never above it: entering a mode must not move the image). */
+  hint?: string | null;
 }
 
 type Drag = { id: string; start: [number, number]; box: Box; moved: boolean };
@@ -218,6 +220,7 @@ function SceneCanvasImpl(props: CanvasProps) {
       />
       <canvas ref={highlightRef} width={width} height={height} data-layer="highlight" />
       <canvas ref={boxRef} width={width} height={height} data-layer="boxes" />
+      {props.hint && <p className="hint">{props.hint}</p>}
     </div>
   );
 }

@@ -298,7 +298,6 @@ export function ScenePage() {
             </span>
             <span className="status small" data-testid="status" role="status">{status}</span>
           </div>
-          {mode === "box" && <p className="hint">Click one corner of the box, then the opposite corner. <Kbd>Esc</Kbd> cancels.</p>}
           {width > 0 && height > 0 ? (
             <SceneCanvas
               width={width}
@@ -319,6 +318,7 @@ export function ScenePage() {
               onPick={pick}
               onBox={onBox}
               onMove={onMove}
+              hint={mode === "box" ? "Click one corner of the box, then the opposite corner. Esc cancels." : null}
             />
           ) : (
             <img className="plain" src={data.original_url} alt="scene" />
