@@ -20,7 +20,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-from modomo.demo.images import room  # noqa: E402
+from modomo.synthetic.rooms import room  # noqa: E402
 from tests.browser.stack import (  # noqa: E402
     CHROMIUM_FLAGS,
     Stack,
