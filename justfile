@@ -55,13 +55,15 @@ fmt:
     {{bin}}/ruff check --fix modomo tests bench scripts
     {{bin}}/ruff format modomo tests bench scripts
 
-# streams against redis-benchmark, projectors against COPY, the API, the pipeline, similarity, the app
+# streams against redis-benchmark, projectors against COPY, the API, the pipeline, similarity,
+# Redis memory, the review app
 bench: web
     {{bin}}/python bench/streams.py
     {{bin}}/python bench/projections.py
     {{bin}}/python bench/api.py
     {{bin}}/python bench/pipeline.py
     {{bin}}/python bench/similarity.py
+    {{bin}}/python bench/redis_memory.py
     {{bin}}/python bench/app.py
 
 # apply pending SQL migrations to MODOMO_DATABASE_URL

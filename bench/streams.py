@@ -19,18 +19,19 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import urlsplit
 
-import msgspec
 from redis.asyncio import Redis
 
+from modomo.domain.codec import CODEC
 from modomo.domain.events import EventBase, SceneCompleted, SceneStarted
 from modomo.domain.stages import SceneTask
 from modomo.logs import configure_logging
+from modomo.projections.source import stream_after
 from modomo.settings import Settings
 from modomo.streams.connection import connect
-from modomo.streams.consumer import BatchConsumer
-from modomo.streams.keys import GPU_GROUP, TASK_FIELD, Keys
+from modomo.streams.delivery import TaskContext
+from modomo.streams.keys import Keys
 from modomo.streams.log import EventLog
-from modomo.streams.worker import TaskContext, Worker
+from modomo.streams.worker import Worker
 
 
 def redis_benchmark(url: str, requests: int) -> float:
@@ -73,37 +74,16 @@ def job_events(count: int, jobs: int = 20) -> list[EventBase]:
     return out
 
 
-async def fill_queue(redis: Redis, keys: Keys, tasks: Sequence[SceneTask], batch: int) -> None:
-    encoder = msgspec.json.Encoder()
-    for start in range(0, len(tasks), batch):
-        async with redis.pipeline(transaction=False) as pipe:
-            for task in tasks[start : start + batch]:
-                pipe.xadd(keys.queue, {TASK_FIELD: encoder.encode(task)})
-            await pipe.execute()
-
-
-async def consume(redis: Redis, keys: Keys, n: int, batch: int, read_ahead: bool) -> None:
-    """One batch consumer until ``n`` entries are acked."""
-
-    async def noop(entry_id: str, task: SceneTask) -> None:
-        return None
-
-    consumer = BatchConsumer(
-        redis,
-        keys.queue,
-        GPU_GROUP,
-        "bench",
-        SceneTask,
-        noop,
-        field=TASK_FIELD,
-        batch=batch,
-        block_ms=50,
-        read_ahead=read_ahead,
-    )
-    await consumer.ensure_group()
-    while consumer.acked < n:
-        await consumer.run_once()
-    await consumer.close()
+async def read_log(redis: Redis, keys: Keys, n: int, batch: int) -> None:
+    """What a projector does with the log: XREAD in order from a position, decode, until
+    ``n`` events are read (the same reader as ``modomo project``)."""
+    position, seen = "0-0", 0
+    while seen < n:
+        entries = await stream_after(redis, keys.events, position, batch)
+        for _, payload in entries:
+            CODEC.decode(payload)
+        seen += len(entries)
+        position = entries[-1][0]
 
 
 async def timed(label: str, count: int, run: Callable[[], Awaitable[None]]) -> tuple[str, float]:
@@ -164,17 +144,15 @@ async def main(argv: Sequence[str] | None = None) -> None:
             SceneTask(job_id="job", scene_id=f"s{i}", r2_key_original=f"scenes/s{i}.jpg")
             for i in range(n)
         ]
-        for ahead in (False, True):
-            await fill_queue(redis, keys, tasks, batch)
-            mode = "reading the next batch ahead" if ahead else "one batch at a time"
-            rows.append(
-                await timed(
-                    f"consume + decode + ack, batches of {batch}, {mode}",
-                    n,
-                    lambda a=ahead: consume(redis, keys, n, batch, a),
-                )
+        await redis.delete(keys.events)
+        await append_batches(log, events, batch, 1)
+        rows.append(
+            await timed(
+                f"read the log in order + decode (as a projector), batches of {batch}",
+                n,
+                lambda: read_log(redis, keys, n, batch),
             )
-            await redis.delete(keys.queue)
+        )
 
         worker_n = min(n, 2_000)
         await log.append([], tasks[:worker_n])

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -19,7 +17,6 @@ from typing import Any
 
 import asyncpg
 import msgspec
-from prometheus_client import start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,12 +24,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from modomo.api.auth import ROLES, create_api_key
 from modomo.cli_products import add_commands as add_product_commands
 from modomo.logs import configure_logging
+from modomo.projections.cli import register as register_read_side
 from modomo.projections.db import connect as connect_db
-from modomo.projections.migrate import MigrationError, migrate
-from modomo.projections.registry import PROJECTORS, READ_MODEL_PROJECTORS, select
-from modomo.projections.replay import ReplayError, replay
-from modomo.projections.runner import ProjectorRunner
-from modomo.projections.status import statuses, trim_log
 from modomo.settings import Settings, SettingsError
 from modomo.streams.connection import connect
 from modomo.streams.dead import DeadLetters, DeadRetryError
@@ -65,39 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     trim = queue_sub.add_parser("trim", help="drop entries every group has read and acked")
     trim.set_defaults(run=_queue_trim)
 
-    migrate = sub.add_parser("migrate", help="apply pending SQL migrations")
-    migrate.set_defaults(run=_migrate)
-
-    project = sub.add_parser("project", help="run projectors (all by default) until stopped")
-    project.add_argument("names", nargs="*", help=f"projectors: {', '.join(PROJECTORS)}")
-    project.set_defaults(run=_project)
-
-    projections = sub.add_parser("projections", help="projector state")
-    projections_sub = projections.add_subparsers(dest="projections_command", required=True)
-    status = projections_sub.add_parser("status", help="position, lag and parked per projector")
-    status.set_defaults(run=_projections_status)
-
-    replay_cmd = sub.add_parser("replay", help="rebuild read models from the log (blue/green)")
-    replay_cmd.add_argument(
-        "names",
-        nargs="*",
-        help=f"projectors to rebuild (default all: {', '.join(READ_MODEL_PROJECTORS)})",
-    )
-    replay_cmd.add_argument(
-        "--from-redis",
-        action="store_true",
-        help="read the Redis stream instead of the event_log archive",
-    )
-    replay_cmd.add_argument(
-        "--until",
-        help="an entry id (ms-seq) or an ISO time: the read "
-        "models as they stood then, into their own schema",
-    )
-    replay_cmd.add_argument("--into", help="schema to build into (kept, not swapped)")
-    replay_cmd.add_argument(
-        "--dry-run", action="store_true", help="report what would change, keep nothing"
-    )
-    replay_cmd.set_defaults(run=_replay)
+    register_read_side(sub)
 
     api = sub.add_parser("api", help="serve the REST and SSE API (MODOMO_API_HOST:PORT)")
     api.set_defaults(run=_api)
@@ -152,10 +113,6 @@ def _parser() -> argparse.ArgumentParser:
     revoke_key.add_argument("key_id")
     revoke_key.set_defaults(run=_apikey_revoke)
 
-    log_trim = sub.add_parser(
-        "trim", help="trim the Redis log below every projector's checkpoint (it stays in event_log)"
-    )
-    log_trim.set_defaults(run=_trim_log)
     add_product_commands(sub)
     return parser
 
@@ -202,7 +159,7 @@ async def _dead_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _dead_retry(args: argparse.Namespace, settings: Settings) -> int:
     failed = 0
     async with _redis(settings) as redis:
-        dead = DeadLetters(redis, Keys(settings.redis_prefix))
+        dead = DeadLetters(redis, Keys(settings.redis_prefix), settings.attempts_ttl_s)
         if args.all:
             queued, skipped = await dead.retry_all()
             for reason in skipped:
@@ -236,124 +193,6 @@ async def _queue_trim(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def _migrate(args: argparse.Namespace, settings: Settings) -> int:
-    conn = await asyncpg.connect(
-        settings.database_url, statement_cache_size=settings.db_statement_cache_size
-    )
-    try:
-        applied = await migrate(conn, settings.db_schema, settings.db_log_schema)
-    except MigrationError as exc:
-        print(f"modomo: migration refused: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        await conn.close()
-    for name in applied:
-        print(f"applied {name}")
-    print("up to date" if not applied else f"{len(applied)} migration(s) applied")
-    return 0
-
-
-async def _project(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        projectors = select(args.names)
-    except KeyError as exc:
-        print(f"modomo: {exc.args[0]}", file=sys.stderr)
-        return 2
-    async with _redis(settings) as redis:
-        runners = [ProjectorRunner(settings, redis, p) for p in projectors]
-        loop = asyncio.get_running_loop()
-
-        def stop_all() -> None:
-            for runner in runners:
-                runner.stop()
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop_all)
-        if settings.metrics_port:
-            start_http_server(settings.metrics_port)
-        await asyncio.gather(*(r.run() for r in runners))
-    return 0
-
-
-@asynccontextmanager
-async def _both(settings: Settings) -> AsyncIterator[tuple[asyncpg.Connection[Any], Redis]]:
-    conn = await connect_db(settings)
-    try:
-        async with _redis(settings) as redis:
-            yield conn, redis
-    finally:
-        await conn.close()
-
-
-async def _projections_status(args: argparse.Namespace, settings: Settings) -> int:
-    async with _both(settings) as (conn, redis):
-        rows = await statuses(conn, redis, Keys(settings.redis_prefix).events)
-    print(f"{'projector':<10} {'position':<18} {'applied':>9} {'lag':>8} {'parked':>7}")
-    for row in rows:
-        lag = "?" if row.lag is None else str(row.lag)
-        print(f"{row.name:<10} {row.position:<18} {row.events_seen:>9} {lag:>8} {row.parked:>7}")
-    return 0
-
-
-async def _replay(args: argparse.Namespace, settings: Settings) -> int:
-    try:
-        projectors = select(args.names or list(READ_MODEL_PROJECTORS))
-    except KeyError as exc:
-        print(f"modomo: {exc.args[0]}", file=sys.stderr)
-        return 2
-    until_id = until_at = None
-    if args.until:
-        if re.fullmatch(r"\d+-\d+", args.until):
-            until_id = args.until
-        else:
-            try:
-                until_at = datetime.fromisoformat(args.until)
-            except ValueError:
-                print(
-                    f"modomo: --until takes an entry id (ms-seq) or an ISO time, got "
-                    f"{args.until!r}",
-                    file=sys.stderr,
-                )
-                return 2
-            if until_at.tzinfo is None:
-                until_at = until_at.replace(tzinfo=UTC)
-    tty = sys.stderr.isatty()
-
-    def progress(done: int) -> None:
-        if tty:
-            print(f"\rreplayed {done:,} events", end="", file=sys.stderr, flush=True)
-
-    async with _redis(settings) as redis:
-        try:
-            result = await replay(
-                settings,
-                projectors,
-                redis=redis if args.from_redis else None,
-                until_id=until_id,
-                until_at=until_at,
-                into=args.into,
-                dry_run=args.dry_run,
-                progress=progress,
-            )
-        except ReplayError as exc:
-            print(f"modomo: {exc}", file=sys.stderr)
-            return 2
-    if tty:
-        print(file=sys.stderr)
-    print(
-        f"replayed {result.events} events through {', '.join(result.projectors)} "
-        f"(last entry {result.last_position})"
-    )
-    if args.dry_run:
-        for table, (gone, new) in result.changes.items():
-            print(f"  {table}: {gone} row(s) would go, {new} would come")
-    elif result.swapped:
-        print(f"swapped the rebuilt tables into schema {settings.db_schema}")
-    else:
-        print(f"kept the result in schema {result.schema}")
-    return 0
-
-
 async def _api(args: argparse.Namespace, settings: Settings) -> int:
     from modomo.api.app import serve
 
@@ -371,8 +210,9 @@ async def _worker(args: argparse.Namespace, settings: Settings) -> int:
 async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from modomo.demo.run import demo
+    from modomo.demo.run import demo, until_signalled
     from modomo.demo.services import ServiceError
+    from modomo.demo.supervisor import CrashLoop
     from modomo.evaluate.run import EvalError
 
     if not 1 <= args.scenes <= 500:
@@ -388,8 +228,10 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
         )
     try:
         golden = Path(args.golden) if args.golden else None
-        return await demo(settings, args.scenes, Path(args.state), stay, golden)
-    except (ServiceError, EvalError) as exc:
+        return await until_signalled(
+            demo(settings, args.scenes, Path(args.state), stay, golden), stopped=1
+        )
+    except (ServiceError, CrashLoop, EvalError) as exc:
         print(f"modomo: {exc}", file=sys.stderr)
         return 1
 
@@ -397,12 +239,13 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
 async def _up(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
-    from modomo.demo.run import up
+    from modomo.demo.run import until_signalled, up
     from modomo.demo.services import ServiceError
+    from modomo.demo.supervisor import CrashLoop
 
     try:
-        return await up(settings, Path(args.state))
-    except ServiceError as exc:
+        return await until_signalled(up(settings, Path(args.state)), stopped=0)
+    except (ServiceError, CrashLoop) as exc:
         print(f"modomo: {exc}", file=sys.stderr)
         return 1
 
@@ -455,13 +298,6 @@ async def _apikey_revoke(args: argparse.Namespace, settings: Settings) -> int:
         print(f"modomo: no active API key with id {args.key_id}", file=sys.stderr)
         return 1
     print(f"revoked {args.key_id}")
-    return 0
-
-
-async def _trim_log(args: argparse.Namespace, settings: Settings) -> int:
-    async with _both(settings) as (conn, redis):
-        removed = await trim_log(conn, redis, Keys(settings.redis_prefix).events)
-    print(f"trimmed {removed} log entries already applied by every projector")
     return 0
 
 

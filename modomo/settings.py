@@ -24,6 +24,8 @@ MIN_JWT_SECRET_CHARS = 32
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ModelProfile = Literal["auto", "real", "tiny", "full-random"]
 WorkerMode = Literal["sequential", "optimized"]
+SSE_BLOCK_MS = 5_000
+"""XREAD BLOCK of the API's job-stream readers; the Redis socket timeout must outlast it."""
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]{0,40}")
 
 
@@ -40,6 +42,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Most Redis connections one process opens; callers beyond it wait their turn."""
     redis_prefix: str = "modomo"
     """Key namespace: every key is ``<prefix>:...``; tests use their own prefix."""
+    redis_socket_timeout_s: float = 15.0
+    """Longest wait for one Redis reply; must outlast every blocking read (``block_ms`` and
+    the SSE hub's 5 s XREAD BLOCK), or an idle blocking read would count as an outage."""
+    redis_connect_timeout_s: float = 5.0
+    """Longest wait for a new Redis connection (a down server is noticed this fast)."""
+    redis_health_check_s: int = 15
+    """A pooled connection idle this long is PINGed before reuse (dead ones are replaced)."""
+    redis_retry_max_ms: int = 5_000
+    """Cap of the backoff between reconnection attempts while Redis is unreachable."""
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     """PostgreSQL for the read models (``sslmode=require`` is honoured from the URL)."""
 
@@ -49,8 +60,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Schema of the event archive and the migration records (never swapped)."""
     db_statement_cache_size: int = 100
     """asyncpg prepared-statement cache; 0 behind a transaction-mode pooler (Supabase)."""
+    db_connect_timeout_s: float = 10.0
+    """How long opening a PostgreSQL connection may take before it counts as failed."""
+    db_command_timeout_s: float = 60.0
+    """How long one SQL statement may run (raise it for migrations on very large tables)."""
     projector_batch: int = 5000
     """Most events a projector applies per transaction (fewer when it is caught up)."""
+    projector_lease_ms: int = 10_000
+    """A projector instance's lease on its projector lasts this long unless renewed; a
+    standby takes over at most this long after the active instance died."""
+    projector_trim_interval_s: float = 60.0
+    """How often the projector process trims the Redis log below every checkpoint (0: never)."""
+    projector_trim_margin: int = 10_000
+    """Entries kept in the Redis log below the slowest projector's checkpoint."""
 
     s3_endpoint_url: str = "http://127.0.0.1:8333"
     """S3-compatible endpoint (Cloudflare R2 in production)."""
@@ -97,15 +119,35 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Expiry of ``<prefix>:locks:<scene_id>`` when its owner stops refreshing it."""
     attempts_ttl_s: int = 7 * 24 * 3600
     """How long the per-task error history is kept when a task is never finished."""
+    job_retention_s: int = 24 * 3600
+    """How long a finished job's stream and bookkeeping stay in Redis after ``job_done``
+    (the Postgres archive keeps every event; an expired job's SSE is served from it)."""
+    queue_trim_interval_s: float = 30.0
+    """How often a worker trims queue entries that every group has read and acked."""
+    task_timeout_s: float = 900.0
+    """Deadline of one delivery of a scene task (download, every stage, the appends); past
+    it the attempt fails as transient and the task is retried after its backoff."""
+    stage_timeout_s: float = 300.0
+    """Deadline of one pipeline stage; past it the attempt fails (transient). A model call
+    still running on the GPU thread then makes the worker exit for a restart (exit 3)."""
+    s3_timeout_s: float = 30.0
+    """Connect and read timeout of one object-storage request (retried while storage is
+    unreachable, within the task's deadline)."""
     shutdown_grace_s: float = 60.0
     """On SIGTERM, how long running tasks may take to finish before they are abandoned."""
+
+    supervisor_max_restarts: int = 5
+    """``modomo up``/``demo``: a child that exits more often than this within
+    ``MODOMO_SUPERVISOR_WINDOW_S`` is crash-looping, and everything stops (exit 1)."""
+    supervisor_window_s: float = 60.0
+    """The window in which ``MODOMO_SUPERVISOR_MAX_RESTARTS`` is counted."""
 
     log_format: LogFormat = "auto"
     """``json`` lines, ``console`` for people, or ``auto``: console on a terminal, else JSON."""
     log_level: str = "info"
     """Lowest level logged."""
     metrics_port: int = 0
-    """Port of the Prometheus endpoint a worker serves; 0 turns it off."""
+    """Port of the projector process's ``/metrics`` and ``/health``; 0 turns it off."""
 
     model_profile: ModelProfile = "auto"
     """GPU worker models: ``real`` (pulled weights), ``tiny`` or ``full-random`` (random
@@ -148,9 +190,36 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "attempts_ttl_s",
             "presign_ttl_s",
             "sse_ticket_ttl_s",
+            "job_retention_s",
+            "redis_health_check_s",
+            "redis_retry_max_ms",
         ):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"MODOMO_{name.upper()}: must be positive")
+        for name in (
+            "redis_socket_timeout_s",
+            "redis_connect_timeout_s",
+            "queue_trim_interval_s",
+            "task_timeout_s",
+            "stage_timeout_s",
+            "s3_timeout_s",
+        ):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise SettingsError(
+                    f"MODOMO_{name.upper()}: must be a positive, finite number of seconds"
+                )
+        if self.stage_timeout_s > self.task_timeout_s:
+            raise SettingsError(
+                "MODOMO_STAGE_TIMEOUT_S: must not exceed MODOMO_TASK_TIMEOUT_S "
+                f"({self.task_timeout_s} s), got {self.stage_timeout_s}"
+            )
+        longest_block_s = max(self.block_ms, SSE_BLOCK_MS) / 1000
+        if self.redis_socket_timeout_s < longest_block_s + 1:
+            raise SettingsError(
+                "MODOMO_REDIS_SOCKET_TIMEOUT_S: must exceed the longest blocking read "
+                f"({longest_block_s:g} s: MODOMO_BLOCK_MS or the SSE hub's) by a second or "
+                f"more, got {self.redis_socket_timeout_s}"
+            )
         for name in ("metrics_port", "worker_http_port"):
             if not 0 <= getattr(self, name) <= 65535:
                 raise SettingsError(
@@ -216,6 +285,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("MODOMO_DB_LOG_SCHEMA: must differ from MODOMO_DB_SCHEMA")
         if self.projector_batch < 1:
             raise SettingsError("MODOMO_PROJECTOR_BATCH: must be at least 1")
+        for name in ("db_connect_timeout_s", "db_command_timeout_s"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise SettingsError(f"MODOMO_{name.upper()}: must be a positive number of seconds")
+        if self.projector_lease_ms < 100:
+            raise SettingsError("MODOMO_PROJECTOR_LEASE_MS: must be at least 100")
+        if not 0 <= self.projector_trim_interval_s < float("inf"):
+            raise SettingsError(
+                "MODOMO_PROJECTOR_TRIM_INTERVAL_S: must be a finite number of seconds (0: never)"
+            )
+        if self.supervisor_max_restarts < 0:
+            raise SettingsError("MODOMO_SUPERVISOR_MAX_RESTARTS: must not be negative")
+        if not 0 < self.supervisor_window_s < float("inf"):
+            raise SettingsError("MODOMO_SUPERVISOR_WINDOW_S: must be a positive number of seconds")
+        if self.projector_trim_margin < 0:
+            raise SettingsError("MODOMO_PROJECTOR_TRIM_MARGIN: must not be negative")
         if ":" in self.redis_prefix or not self.redis_prefix:
             raise SettingsError("MODOMO_REDIS_PREFIX: must be non-empty and contain no ':'")
 

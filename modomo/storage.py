@@ -15,7 +15,11 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
+from modomo.domain.failures import InputError
 from modomo.settings import Settings
+
+READ_CHUNK = 256 * 1024
+"""Bytes read from a download at a time: memory never exceeds the cap by more."""
 
 
 def scene_key(scene_id: str) -> str:
@@ -40,7 +44,18 @@ class ObjectInfo:
     size: int
     content_type: str
     etag: str = ""
-    """The server's ETag, unquoted (an MD5 of the bytes for a single PUT)."""
+    """The server's ETag, unquoted (an MD5 of the bytes for a single PUT); it changes with
+    every overwrite."""
+
+
+def error_code(exc: ClientError) -> str:
+    """The S3 error code of ``exc`` (``NoSuchKey``, ``PreconditionFailed``, ...)."""
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def http_status(exc: ClientError) -> int:
+    """The HTTP status the server answered ``exc`` with (0 if unknown)."""
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
 class Storage:
@@ -53,12 +68,16 @@ class Storage:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, settings: Settings) -> AsyncIterator[Storage]:
+    async def open(cls, settings: Settings, *, attempts: int = 3) -> AsyncIterator[Storage]:
+        """A client; ``attempts`` per request in botocore's own retry (the GPU worker
+        asks for 1: it waits out storage outages itself, with no limit but its deadline)."""
         session = get_session()
         config = AioConfig(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 3, "mode": "standard"},
+            retries={"max_attempts": attempts, "mode": "standard"},
+            connect_timeout=settings.s3_timeout_s,
+            read_timeout=settings.s3_timeout_s,
         )
         async with session.create_client(
             "s3",
@@ -132,8 +151,51 @@ class Storage:
             Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
         )
 
-    async def get(self, key: str) -> bytes:
-        reply = await self.client.get_object(Bucket=self.bucket, Key=key)
-        async with reply["Body"] as body:
-            data: bytes = await body.read()
-        return data
+    async def get(self, key: str, *, max_bytes: int | None = None, etag: str = "") -> bytes:
+        """The object's bytes, streamed: never more than ``max_bytes`` (+ one chunk) held.
+
+        With ``etag`` (quoted or not) the GET is conditional (``If-Match``): an object
+        overwritten since that ETag was seen is refused.
+
+        Raises:
+            InputError: the object changed since ``etag``, or is over ``max_bytes``.
+            ClientError (``NoSuchKey`` for a missing object), and connection errors.
+        """
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        etag = etag.strip('"')
+        if etag:
+            params["IfMatch"] = f'"{etag}"'
+        try:
+            reply = await self.client.get_object(**params)
+        except ClientError as exc:
+            code, status = error_code(exc), http_status(exc)
+            if code == "PreconditionFailed" or status == 412:
+                raise InputError(
+                    f"the original {key} changed after it was registered (ETag {etag} no "
+                    "longer matches)"
+                ) from None
+            raise
+        body = reply["Body"]
+        try:
+            served = str(reply.get("ETag") or "").strip('"')
+            if etag and served and served != etag:
+                raise InputError(
+                    f"the original {key} changed after it was registered (ETag "
+                    f"{served}, registered {etag})"
+                )
+            size = int(reply.get("ContentLength") or 0)
+            if max_bytes is not None and size > max_bytes:
+                raise InputError(
+                    f"the original is {size} bytes, over the {max_bytes}-byte download limit"
+                )
+            data = bytearray()
+            while chunk := await body.read(READ_CHUNK):
+                data += chunk
+                if max_bytes is not None and len(data) > max_bytes:
+                    raise InputError(
+                        f"the original is over the {max_bytes}-byte download limit "
+                        f"(stopped after {len(data)} bytes)"
+                    )
+            return bytes(data)
+        finally:
+            body.close()

@@ -93,6 +93,12 @@ if ! postgres_up; then
     embedded PostgreSQL postgresql
   fi
 fi
+# The fault tests put a pgbouncer in transaction mode in front of a cluster of their own.
+# Its Debian package would also start a system service: keep it stopped.
+if ! command -v pgbouncer >/dev/null && [ "$(id -u)" = 0 ]; then
+  apt_install pgbouncer || true
+  { command -v systemctl >/dev/null && systemctl disable --now pgbouncer >/dev/null 2>&1; } || true
+fi
 # The tests use a database of their own, named test.
 if postgres_up && ! psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'test'" \
     2>/dev/null | grep -q 1; then

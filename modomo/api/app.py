@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
-from litestar import Litestar, Router
+from botocore.exceptions import HTTPClientError
+from litestar import Litestar, Request, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -25,7 +27,7 @@ from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
 from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
-from modomo.api.system import HealthController, access_log
+from modomo.api.system import UNREACHABLE, HealthController, access_log, check_text, unavailable
 from modomo.api.taxonomies import TaxonomiesController
 from modomo.api.tickets import EventTicketController
 from modomo.api.web import AppController, RootController
@@ -59,7 +61,9 @@ def create_app(settings: Settings) -> Litestar:
                 log=EventLog(redis, keys),
                 hub=JobStreamHub(redis, keys),
                 keys=keys,
-                completion=JobCompletion(redis, keys, settings.attempts_ttl_s),
+                completion=JobCompletion(
+                    redis, keys, settings.attempts_ttl_s, settings.job_retention_s
+                ),
             )
             gauges = asyncio.create_task(_refresh_gauges(app.state.services))
             try:
@@ -96,9 +100,10 @@ def create_app(settings: Settings) -> Litestar:
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
         guards=[role_guard],
-        before_request=contract.strict_bodies,
+        before_request=_before_request,
+        # An unreachable server (Redis, PostgreSQL, the bucket) is a 503, never a 500.
+        exception_handlers={exc: unavailable for exc in (*UNREACHABLE, HTTPClientError)},
         lifespan=[lifespan],
-        exception_handlers=contract.UNAVAILABLE_HANDLERS,
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
@@ -131,11 +136,19 @@ def create_app(settings: Settings) -> Litestar:
     return app
 
 
+async def _before_request(request: Request[Any, Any, Any]) -> None:
+    """Text a database can store in path and query (and named surrogates in bodies), then
+    bodies with JSON Schema's own types."""
+    await check_text(request)
+    await contract.strict_bodies(request)
+
+
 async def _refresh_gauges(svc: Services) -> None:
     queue = TaskQueue(svc.redis, svc.keys)
     while True:
         with contextlib.suppress(Exception):
             stream_metrics.observe_queue(await queue.stats())
+            await stream_metrics.observe_workers(svc.redis, svc.keys)
             metrics.SSE_READERS.set(svc.hub.readers)
         await asyncio.sleep(5)
 

@@ -8,9 +8,8 @@ error body's schema (``{"status_code", "detail", "extra"}``):
   takes one), 401, and 403 when the role is above viewer;
 - path parameters: 404 (an unknown id);
 - a request body: 400 (Litestar adds it for any parameter or body) and 413 (over 1 MB);
-- any route that reads Redis, PostgreSQL or the bucket: 503 while one of them is down,
-  which :data:`UNAVAILABLE_HANDLERS` turns connection errors into (instead of a 500), with
-  ``Retry-After``.
+- any route that reads Redis, PostgreSQL or the bucket: 503 while one of them is down
+  (:func:`modomo.api.system.unavailable` answers it, with ``Retry-After``).
 
 Public routes (health, metrics, the app, the schema) carry no security requirement.
 
@@ -27,10 +26,7 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-import asyncpg
-import botocore.exceptions
 import msgspec
-import redis.exceptions
 import structlog
 from litestar import Litestar, Request, Response
 from litestar.exceptions import (
@@ -109,33 +105,6 @@ def set_upload_limit(app: Litestar, max_upload_bytes: int) -> None:
     upload = schemas.get("UploadFile")
     if isinstance(upload, dict):
         upload["properties"]["size_bytes"]["maximum"] = max_upload_bytes
-
-
-def _unavailable(which: str) -> Any:
-    def handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-        _log.warning("dependency_unavailable", dependency=which, error=repr(exc)[:300])
-        return Response(
-            {"status_code": 503, "detail": f"{which} is unavailable; retry shortly"},
-            status_code=503,
-            headers={"Retry-After": "2"},
-        )
-
-    return handler
-
-
-UNAVAILABLE_HANDLERS: ExceptionHandlersMap = {
-    redis.exceptions.ConnectionError: _unavailable("Redis"),
-    redis.exceptions.TimeoutError: _unavailable("Redis"),
-    asyncpg.PostgresConnectionError: _unavailable("PostgreSQL"),
-    asyncpg.InterfaceError: _unavailable("PostgreSQL"),
-    asyncpg.TooManyConnectionsError: _unavailable("PostgreSQL"),
-    asyncpg.CannotConnectNowError: _unavailable("PostgreSQL"),
-    asyncpg.AdminShutdownError: _unavailable("PostgreSQL"),
-    botocore.exceptions.HTTPClientError: _unavailable("object storage"),
-    ConnectionError: _unavailable("a backing service"),
-    TimeoutError: _unavailable("a backing service"),
-}
-"""Connection errors of Redis, PostgreSQL and S3 → 503 with Retry-After, never a 500."""
 
 
 def _structs(annotation: Any, found: set[type[msgspec.Struct]]) -> None:

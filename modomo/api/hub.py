@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from modomo.domain.codec import CODEC, EventDecodeError
 from modomo.domain.events import Event
+from modomo.settings import SSE_BLOCK_MS
 from modomo.streams.keys import EVENT_FIELD, Keys
 
 
@@ -59,7 +60,7 @@ class _Feed:
 class JobStreamHub:
     """Shared readers of job streams, one per job with at least one subscriber."""
 
-    def __init__(self, redis: Redis, keys: Keys, block_ms: int = 5000) -> None:
+    def __init__(self, redis: Redis, keys: Keys, block_ms: int = SSE_BLOCK_MS) -> None:
         self.redis = redis
         self.keys = keys
         self.block_ms = block_ms

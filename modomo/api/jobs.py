@@ -95,12 +95,13 @@ class JobController(Controller):
         if not exists:
             raise not_found("dataset", data.dataset_id)
         rows = await svc.db.fetch(
-            "SELECT scene_id, r2_key_original FROM scenes WHERE dataset_id = $1 "
+            "SELECT scene_id, r2_key_original, etag FROM scenes WHERE dataset_id = $1 "
             "AND ($2::text[] IS NULL OR scene_id = ANY($2::text[])) ORDER BY scene_id",
             data.dataset_id,
             data.scene_ids,
         )
         keys = {r["scene_id"]: r["r2_key_original"] for r in rows}
+        etags = {r["scene_id"]: r["etag"] for r in rows}
         if data.scene_ids is not None:
             missing = [s for s in dict.fromkeys(data.scene_ids) if s not in keys]
             if missing:
@@ -129,6 +130,7 @@ class JobController(Controller):
                 r2_key_original=keys[s],
                 resize_max_px=data.resize_max_px,
                 stages=data.stages,
+                etag=etags[s],
             )
             for s in scene_ids
         ]
@@ -192,7 +194,9 @@ class JobController(Controller):
         "comments every 15 s. The stream ends after the job's final event. A browser's "
         "EventSource, which cannot send headers, authenticates with `?ticket=` from "
         "`POST /jobs/{job_id}/events/ticket` instead; a ticket asked for with `after` "
-        "resumes there, as Last-Event-ID would.",
+        "resumes there, as Last-Event-ID would. A job "
+        "whose stream has expired from Redis (a while after it ended) is served "
+        "from the event archive; its ids are then those of the event log.",
     )
     async def events(
         self,
@@ -211,12 +215,13 @@ class JobController(Controller):
     ) -> ServerSentEvent:
         last = last_event_id or ticket_of(request).get("after") or "0-0"
         stream = svc.keys.job_events(job_id)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         if not await svc.redis.exists(stream):
-            raise not_found("job", job_id)
-        return ServerSentEvent(
-            _follow(svc, job_id, last),
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+            # Expired after the job ended (or never existed): the archive has every event.
+            if not await svc.db.fetchval("SELECT 1 FROM event_log WHERE job_id = $1", job_id):
+                raise not_found("job", job_id)
+            return ServerSentEvent(_archived(svc, job_id, last), headers=headers)
+        return ServerSentEvent(_follow(svc, job_id, last), headers=headers)
 
 
 async def _follow(svc: Services, job_id: str, after: str) -> AsyncIterator[ServerSentEventMessage]:
@@ -254,6 +259,32 @@ async def _follow(svc: Services, job_id: str, after: str) -> AsyncIterator[Serve
                     yield message
     finally:
         metrics.SSE_CLIENTS.dec()
+
+
+ARCHIVE_PAGE = 2000
+"""Archived events read per query when serving an expired job's stream."""
+
+
+async def _archived(
+    svc: Services, job_id: str, after: str
+) -> AsyncIterator[ServerSentEventMessage]:
+    """A finished job's events from the Postgres archive (its Redis stream has expired),
+    after ``after``, then the end of the stream."""
+    ms, seq = parse_id(after)
+    while rows := await svc.db.fetch(
+        "SELECT ms, seq, payload FROM event_log WHERE job_id = $1 AND (ms, seq) > ($2, $3) "
+        "ORDER BY ms, seq LIMIT $4",
+        job_id,
+        ms,
+        seq,
+        ARCHIVE_PAGE,
+    ):
+        for row in rows:
+            entry = decode_entry(f"{row['ms']}-{row['seq']}", bytes(row["payload"]))
+            message, _ = _message(entry, None, (ms, seq))
+            if message is not None:
+                yield message
+        ms, seq = rows[-1]["ms"], rows[-1]["seq"]
 
 
 def _message(

@@ -10,6 +10,7 @@ from modomo.api.auth import caller_of
 from modomo.api.schemas import (
     Accepted,
     MaterialOut,
+    ModelRefOut,
     ObjectOut,
     ObjectPatch,
     SceneOut,
@@ -95,9 +96,11 @@ class SceneController(Controller):
         ]
         values = dict(row)
         models = {c.removesuffix("_model"): values.pop(c) for c in _MODEL_COLUMNS}
+        refs = values.pop("model_refs") or {}
         return SceneOut(
             **{k: v for k, v in values.items() if k in SceneOut.__struct_fields__},
             models=models,
+            model_refs={stage: ModelRefOut(**ref) for stage, ref in refs.items()},
             styles=styles,
             objects=await _objects(svc, "scene_id", scene_id),
             original_url=await svc.storage.presign_get(values["r2_key_original"]),

@@ -14,6 +14,7 @@ from msgspec import Meta
 
 from modomo.domain.stages import StageFlags
 from modomo.domain.taxonomies import FURNITURE, MATERIALS, SCENE_TYPES, STYLES, Taxonomy
+from modomo.domain.text import find_problem
 
 
 def code_pattern(taxonomy: Taxonomy) -> str:
@@ -35,10 +36,22 @@ Text = Annotated[str, Meta(max_length=2000, pattern=NO_NUL)]
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 ImageType = Literal["image/jpeg", "image/png", "image/webp"]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
+AttrKey = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
 class In(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Base of request bodies."""
+    """Base of request bodies.
+
+    Every string in a body, dict keys included, must be text PostgreSQL can store (no NUL,
+    no lone surrogate): anything else would enter the log and never reach a read model.
+    msgspec runs this check as it decodes each body and reports a failure as a 400 naming
+    the field (``$.files[0]`` plus ``filename: contains a NUL character``).
+    """
+
+    def __post_init__(self) -> None:
+        found = find_problem(self)
+        if found is not None:
+            raise ValueError(f"{found[0]}: {found[1]}")
 
 
 class DatasetIn(In, kw_only=True):
@@ -193,6 +206,16 @@ class SceneSummary(msgspec.Struct, kw_only=True):
     """Where to fetch the scene's photo (for a grid of thumbnails)."""
 
 
+class ModelRefOut(msgspec.Struct, kw_only=True):
+    """Which model produced a stage's result."""
+
+    id: str
+    profile: str
+    """``real`` (pulled weights) or ``tiny`` / ``full-random`` (random weights)."""
+    digest: str = ""
+    """``sha256:<hex>`` of the weights (empty where none were recorded)."""
+
+
 class SceneOut(msgspec.Struct, kw_only=True):
     scene_id: str
     dataset_id: str
@@ -215,6 +238,8 @@ class SceneOut(msgspec.Struct, kw_only=True):
     object_count: int
     avg_conf: float
     models: dict[str, str | None]
+    model_refs: dict[str, ModelRefOut] = msgspec.field(default_factory=dict)
+    """Per stage with a result: the model's id, profile and weights digest."""
     styles: list[StyleOut]
     objects: list[ObjectOut]
     original_url: str
@@ -232,7 +257,7 @@ class ObjectPatch(In, kw_only=True):
     attrs: (
         Annotated[
             dict[
-                Annotated[str, Meta(max_length=64, pattern=NO_NUL)],
+                Annotated[AttrKey, Meta(pattern=NO_NUL)],
                 Annotated[str, Meta(max_length=2000, pattern=NO_NUL)] | int | float | bool,
             ],
             Meta(max_length=50),
@@ -283,5 +308,7 @@ class ScenePage(msgspec.Struct, kw_only=True):
 
 class Health(msgspec.Struct, kw_only=True):
     ok: bool
+    status: Literal["ok", "degraded"] = "ok"
+    """``degraded`` (with a 503) while Redis or PostgreSQL does not answer."""
     redis: str
     postgres: str

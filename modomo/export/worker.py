@@ -29,9 +29,9 @@ from modomo.export.source import PositionError
 from modomo.projections import db
 from modomo.settings import Settings
 from modomo.storage import Storage
+from modomo.streams.delivery import consumer_name, describe
 from modomo.streams.exports import ExportDelivery, ExportQueue
 from modomo.streams.keys import Keys
-from modomo.streams.worker import consumer_name, describe
 
 PROGRESS_EVERY_S = 0.5
 

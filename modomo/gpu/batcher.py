@@ -10,6 +10,7 @@ thread; decoding, PNG/JPEG encoding and uploads run beside it on other threads.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
@@ -34,6 +35,15 @@ class Batcher:
         self._queues: dict[str, _Queue[Any, Any]] = {}
         self._drains: set[asyncio.Task[None]] = set()
         self.batch_sizes: dict[str, list[int]] = {}
+        self._busy_since: float | None = None
+        self._busy_key = ""
+
+    def busy_for(self) -> tuple[str, float]:
+        """The stage key of the model call on the GPU thread now and how long it has run
+        (``("", 0.0)`` when the thread is idle). A thread cannot be stopped from outside:
+        a call that runs far past its deadline means the process must be restarted."""
+        since = self._busy_since
+        return (self._busy_key, time.monotonic() - since) if since is not None else ("", 0.0)
 
     async def call(self, key: str, fn: Callable[[Sequence[I]], Sequence[R]], item: I) -> R:
         """``fn([item, ...])[k]`` for this item, batched with other calls under ``key``."""
@@ -56,7 +66,7 @@ class Batcher:
                 batch = queue.waiting[: self.max_batch]
                 del queue.waiting[: self.max_batch]
                 self.batch_sizes.setdefault(key, []).append(len(batch))
-                await self._run(queue.fn, batch)
+                await self._run(key, queue.fn, batch)
         except BaseException as exc:  # cancelled: nobody may wait forever
             for _, future in queue.waiting:
                 _resolve(future, exc=exc)
@@ -65,10 +75,23 @@ class Batcher:
         finally:
             queue.draining = False
 
-    async def _run(self, fn: Callable[[Sequence[Any]], Sequence[Any]], batch: list[Any]) -> None:
+    def _timed(
+        self, key: str, fn: Callable[[Sequence[Any]], Sequence[Any]], items: list[Any]
+    ) -> Sequence[Any]:
+        self._busy_key, self._busy_since = key, time.monotonic()
+        try:
+            return fn(items)
+        finally:
+            self._busy_since = None
+
+    async def _run(
+        self, key: str, fn: Callable[[Sequence[Any]], Sequence[Any]], batch: list[Any]
+    ) -> None:
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self.executor, fn, [item for item, _ in batch])
+            results = await loop.run_in_executor(
+                self.executor, self._timed, key, fn, [item for item, _ in batch]
+            )
         except asyncio.CancelledError as exc:
             for _, future in batch:
                 _resolve(future, exc=exc)
@@ -79,7 +102,7 @@ class Batcher:
                 return
             # Find the scene that broke the batch: the others still get their results.
             for item, future in batch:
-                await self._run(fn, [(item, future)])
+                await self._run(key, fn, [(item, future)])
             return
         for (_, future), result in zip(batch, results, strict=True):
             _resolve(future, result)

@@ -8,7 +8,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-Health = Callable[[], dict[str, Any]]
+Health = Callable[[], tuple[int, dict[str, Any]]]
+"""The HTTP status (200 ready, 503 not) and the body of ``GET /health``."""
 Warmup = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -16,7 +17,8 @@ def make_app(health: Health, warmup: Warmup) -> web.Application:
     """An aiohttp app answering from the two callbacks."""
 
     async def get_health(request: web.Request) -> web.Response:
-        return web.json_response(health())
+        status, body = health()
+        return web.json_response(body, status=status)
 
     async def post_warmup(request: web.Request) -> web.Response:
         return web.json_response(await warmup())

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from modomo.domain.failures import InputError
+
 MAX_BYTES = 64 * 1024 * 1024
 """Largest upload decoded (a 64 MiB JPEG is far beyond any real room photo)."""
 MAX_PIXELS = 80_000_000
 """Largest pixel count decoded; above it a file is treated as a decompression bomb."""
 
 
-class ImageError(ValueError):
-    """The scene's original cannot be used as an image."""
+class ImageError(InputError):
+    """The scene's original cannot be used as an image (an input error: never retried)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import structlog
 
 from modomo.domain.events import ModelRef
 from modomo.domain.taxonomies import Taxonomy
+from modomo.gpu.digest import weights_digest
 from modomo.gpu.manifest import ROLES, Manifest, Role, read_manifest
 from modomo.gpu.runtime import Runtime, inference
 
@@ -119,8 +120,9 @@ class Models:
         }
 
 
-def _ref(manifest: Manifest, role: Role) -> ModelRef:
-    return ModelRef(id=manifest.spec(role).id, profile=manifest.profile)
+def _ref(root: Path, manifest: Manifest, role: Role) -> ModelRef:
+    spec = manifest.spec(role)
+    return ModelRef(id=spec.id, profile=manifest.profile, digest=weights_digest(root, spec.path))
 
 
 def _load_clip(root: Path, manifest: Manifest, runtime: Runtime) -> Clip:
@@ -130,7 +132,7 @@ def _load_clip(root: Path, manifest: Manifest, runtime: Runtime) -> Clip:
     model, _, preprocess = open_clip.create_model_and_transforms(folder, device=runtime.device)
     model.eval()
     tokenizer = open_clip.get_tokenizer(folder)
-    return Clip(model, preprocess, tokenizer, _ref(manifest, "clip"), runtime)
+    return Clip(model, preprocess, tokenizer, _ref(root, manifest, "clip"), runtime)
 
 
 def _load_yolo(root: Path, manifest: Manifest, runtime: Runtime) -> Detector:
@@ -138,7 +140,7 @@ def _load_yolo(root: Path, manifest: Manifest, runtime: Runtime) -> Detector:
 
     model = YOLO(str(root / manifest.yolo.path), task="detect")
     model.to(runtime.device)
-    return Detector(model, manifest.yolo.imgsz, manifest.yolo.max_det, _ref(manifest, "yolo"))
+    return Detector(model, manifest.yolo.imgsz, manifest.yolo.max_det, _ref(root, manifest, "yolo"))
 
 
 def _load_sam2(root: Path, manifest: Manifest, runtime: Runtime) -> Segmenter:
@@ -156,7 +158,7 @@ def _load_sam2(root: Path, manifest: Manifest, runtime: Runtime) -> Segmenter:
     # The predictor assumes the 1024 px feature sizes; derive them from the real image size.
     size = int(model.image_size)
     predictor._bb_feat_sizes = [(size // 4, size // 4), (size // 8, size // 8), (size // 16,) * 2]
-    return Segmenter(predictor, _ref(manifest, "sam2"))
+    return Segmenter(predictor, _ref(root, manifest, "sam2"))
 
 
 def _load_hf(root: Path, manifest: Manifest, runtime: Runtime, role: Role) -> HFModel:
@@ -175,7 +177,7 @@ def _load_hf(root: Path, manifest: Manifest, runtime: Runtime, role: Role) -> HF
     folder = root / manifest.spec(role).path
     model = classes[role].from_pretrained(folder).to(runtime.device).eval()
     processor = AutoProcessor.from_pretrained(folder)
-    return HFModel(model, processor, _ref(manifest, role))
+    return HFModel(model, processor, _ref(root, manifest, role))
 
 
 def load_models(model_dir: Path, runtime: Runtime) -> Models:
@@ -220,6 +222,7 @@ def load_models(model_dir: Path, runtime: Runtime) -> Models:
         device=runtime.device,
         dtype=runtime.dtype_name,
         models={role: ref.id for role, ref in models.refs().items()},
+        digests={role: ref.digest for role, ref in models.refs().items()},
         seconds={role: round(s, 2) for role, s in seconds.items()},
     )
     return models

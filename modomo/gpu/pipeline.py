@@ -6,9 +6,14 @@ masks cover the objects only GroundingDINO found too (and a label-only job has o
 mask at all). A stage that raises is recorded and the scene goes on: the stages that need
 its output (``segment`` and ``material`` need objects from ``detect`` or ``label``) are
 skipped, the rest still run, and the scene ends ``partial`` naming every stage without a
-result. A scene whose original cannot be read or decoded raises instead, as does one where
-every stage failed, or the GPU ran out of memory: the runtime then records
-``scene_failed`` and retries.
+result. A scene whose original cannot be read or decoded raises an input error instead
+(never retried); one where every stage failed, or the GPU ran out of memory, raises a
+transient error: the runtime then records ``scene_failed`` and retries.
+
+Every stage runs under ``stage_timeout_s``. Past it the attempt fails (transient). A model
+call still running on the GPU thread by then cannot be stopped (threads cannot be killed)
+and would hold every later call: the pipeline then raises ``StopWorker``, so the worker
+records the failure, takes no more work and exits for its supervisor to restart it.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from modomo.gpu.stages.palette import extract_palette
 from modomo.gpu.storage import ObjectStore
 from modomo.settings import Settings
 from modomo.storage import depth_key, mask_key, thumb_key
+from modomo.streams.delivery import StopWorker
 
 RUN_ORDER: tuple[Stage, ...] = (
     "scene",
@@ -74,6 +80,10 @@ log = structlog.get_logger("modomo.gpu.pipeline")
 
 class AllStagesFailed(RuntimeError):
     """No stage of the scene produced a result."""
+
+
+class StageDeadlineExceeded(RuntimeError):
+    """A stage ran past ``stage_timeout_s``: this attempt fails (transient)."""
 
 
 @dataclass(slots=True)
@@ -129,7 +139,9 @@ class Pipeline:
             AllStagesFailed: stages were asked for and none produced a result.
         """
         started = time.perf_counter()
-        data = await self.storage.get(task.r2_key_original)
+        data = await self.storage.get(
+            task.r2_key_original, max_bytes=self.settings.max_upload_bytes, etag=task.etag
+        )
         image = await asyncio.to_thread(decode_image, data, task.resize_max_px)
         scene = SceneRun(task=task, attempt=attempt, image=image)
         stages = task.stages.resolved()
@@ -139,9 +151,13 @@ class Pipeline:
                 scene.failed.append(stage)  # its object source failed: nothing to work on
                 continue
             stage_started = time.perf_counter()
+            deadline = asyncio.timeout(self.settings.stage_timeout_s)
             try:
-                event = await self.stage_fns[stage](self, scene)
+                async with deadline:
+                    event = await self.stage_fns[stage](self, scene)
             except Exception as exc:
+                if isinstance(exc, TimeoutError) and deadline.expired():
+                    raise self._past_deadline(stage) from None
                 if _out_of_memory(exc):
                     raise
                 scene.failed.append(stage)
@@ -174,6 +190,20 @@ class Pipeline:
             failed_stages=tuple(s for s in RUN_ORDER if s in scene.failed),
             duration_ms=round((time.perf_counter() - started) * 1000, 1),
         )
+
+    def _past_deadline(self, stage: Stage) -> Exception:
+        """The error for a stage past its deadline: StopWorker when its model call is
+        still on the GPU thread (it has run at least half the deadline and not returned)."""
+        limit = self.settings.stage_timeout_s
+        key, busy_s = self.batcher.busy_for()
+        metrics.STAGE_FAILURES.labels(stage=stage).inc()
+        if key and busy_s >= limit / 2:
+            return StopWorker(
+                f"stage {stage}: a model call ({key}) has run {busy_s:.1f} s on the GPU "
+                f"thread, past the {limit:g} s stage deadline, and a thread cannot be "
+                "stopped; the worker exits so that its supervisor restarts it"
+            )
+        return StageDeadlineExceeded(f"stage {stage} ran past its {limit:g} s deadline")
 
     def _base(self, scene: SceneRun) -> dict[str, Any]:
         return {"job_id": scene.task.job_id, "scene_id": scene.scene_id, "attempt": scene.attempt}

@@ -1,10 +1,11 @@
 """Which model directory a process uses, and the one loaded :class:`Models` per process.
 
-``MODOMO_MODEL_PROFILE``: ``real`` loads pulled weights from ``MODOMO_MODEL_DIR`` and
-refuses to start without them; ``tiny`` and ``full-random`` write random-weight directories
-(once, under the seed) beside it and load those; ``auto`` takes the real weights when the
-directory has them and otherwise falls back to ``tiny``, with a warning, since random
-weights label nothing usefully. Every event records the profile that produced it.
+``MODOMO_MODEL_PROFILE``: ``real`` loads pulled weights from ``MODOMO_MODEL_DIR``;
+``auto`` (the default) is the same (it no longer falls back to random weights, which label
+nothing usefully, so a worker without real weights refuses to start with a sentence naming
+``modomo models pull``); ``tiny`` and ``full-random`` must be asked for explicitly (the
+demo and the tests do): they write random-weight directories (once, under the seed) beside
+it and load those. Every event records the profile and a digest of the weights.
 """
 
 from __future__ import annotations
@@ -25,29 +26,33 @@ _lock = threading.Lock()
 _loaded: dict[tuple[str, str], Models] = {}
 
 
+class NoWeightsError(ModelDirError):
+    """The profile asks for real weights and the model directory has none."""
+
+
+def check_profile(settings: Settings) -> str:
+    """The profile the worker will load; raises NoWeightsError, with the sentence to show,
+    when it asks for real weights (``real`` or ``auto``) that are not there."""
+    base = Path(settings.model_dir)
+    if settings.model_profile not in ("real", "auto"):
+        return settings.model_profile
+    manifest = read_manifest(base)
+    if manifest is None or manifest.profile != "real":
+        raise NoWeightsError(
+            f"no real model weights in {base} (MODOMO_MODEL_DIR): run `modomo models pull` "
+            "to fetch them, or set MODOMO_MODEL_PROFILE=tiny to run on random weights "
+            "(demos and tests only: they label nothing usefully)"
+        )
+    return "real"
+
+
 def model_dir_for(settings: Settings) -> Path:
     """The directory to load, writing a random-weight one first when the profile asks."""
     from modomo.gpu.tiny import write_model_dir
 
     base = Path(settings.model_dir)
-    profile = settings.model_profile
-    if profile == "auto":
-        manifest = read_manifest(base)
-        if manifest is not None and manifest.profile == "real":
-            return base
-        log.warning(
-            "model_profile_fallback",
-            model_dir=str(base),
-            profile="tiny",
-            reason="no pulled weights here: results come from random weights",
-        )
-        profile = "tiny"
+    profile = check_profile(settings)
     if profile == "real":
-        manifest = read_manifest(base)
-        if manifest is None:
-            raise ModelDirError(
-                f"MODOMO_MODEL_PROFILE=real but {base} has no weights: run `modomo models pull`"
-            )
         return base
     folder = base / f"{profile}-seed{settings.model_seed}"
     if read_manifest(folder) is None:

@@ -6,11 +6,20 @@ apply unchanged: the pipeline is its handler. The first task of each job it touc
 preceded by ``warming``; each stage's result is appended as it finishes; ``scene_done``
 goes out atomically with the ack. It exits cleanly after ``MODOMO_WORKER_IDLE_EXIT_S``
 without work (a pod scales to zero) and on SIGTERM finishes the scene it is running.
+
+Without real weights it refuses to start (exit 2) unless a random-weight profile is asked
+for explicitly. ``GET /health`` answers 503 until the models are loaded and while Redis is
+unreachable. A model call that hangs past its stage deadline cannot be stopped (it runs
+on a thread), so the worker records the failure and exits with status 3 for its
+supervisor to restart it; it never exits on a Redis or storage outage.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,9 +34,11 @@ from modomo.gpu.batcher import Batcher
 from modomo.gpu.models import Models
 from modomo.gpu.pipeline import Pipeline
 from modomo.gpu.runtime import Runtime, choose_runtime, gpu_memory_used, prepare_environment
-from modomo.gpu.storage import DirStorage, ObjectStore
+from modomo.gpu.storage import DirStorage, ObjectStore, Retrying
 from modomo.settings import Settings
-from modomo.streams.worker import Delivery, TaskContext, Worker, consumer_name
+from modomo.streams.delivery import EXIT_RESTART, Delivery, TaskContext, consumer_name
+from modomo.streams.outage import Link
+from modomo.streams.worker import Worker
 
 log = structlog.get_logger("modomo.gpu.worker")
 
@@ -64,8 +75,14 @@ class GpuWorker:
         runtime: Runtime | None = None,
     ) -> None:
         self.settings = settings
-        self.storage = storage
+        self.storage = Retrying(storage)
         self.name = name or consumer_name()
+        self.link = Link(log.bind(worker=self.name))
+        """Whether the streams loop reaches Redis (shared with it, for /health)."""
+        self.stopped_for: str | None = None
+        """Why the worker stopped itself for a restart (a hung model call), if it did."""
+        self.worker: Worker | None = None
+        """The streams loop, once :meth:`serve` has started it."""
         self.runtime = runtime
         self.models: Models | None = None
         self.pipeline: Pipeline | None = None
@@ -131,17 +148,35 @@ class GpuWorker:
             self._busy -= 1
             self._last_active = time.monotonic()
 
-    def health(self) -> dict[str, Any]:
-        """``GET /health``: the specification's fields plus what helps an operator."""
-        return {
-            "ok": True,
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """``GET /health``: 200 once the models are loaded while Redis answers, else 503
+        with ``status`` saying why (``loading``, ``degraded``, ``stopping``); the
+        specification's fields plus what helps an operator."""
+        if self.stopped_for:
+            status = "stopping"
+        elif self.models is None:
+            status = "loading"
+        elif not self.link.reachable:
+            status = "degraded"
+        else:
+            status = "ok"
+        body = {
+            "ok": status == "ok",
+            "status": status,
+            "redis": "ok" if self.link.reachable else "unreachable",
+            "redis_error": None if self.link.reachable else self.link.last_error,
             "gpu_mem_used": gpu_memory_used(self.runtime),
             "models_loaded": self.models is not None,
             "profile": self.models.profile if self.models else None,
+            "digests": {r: ref.digest for r, ref in self.models.refs().items()}
+            if self.models
+            else None,
             "device": self.runtime.device if self.runtime else None,
             "in_flight": self._busy,
             "worker": self.name,
+            "stopped_for": self.stopped_for,
         }
+        return (200 if status == "ok" else 503), body
 
     async def warmup_response(self) -> dict[str, Any]:
         """``POST /warmup``: loads the models and says which."""
@@ -183,16 +218,24 @@ class GpuWorker:
                 name=self.name,
                 concurrency=concurrency,
                 before_start=self.opening,
+                link=self.link,
             )
+            self.worker = worker
             idle = asyncio.create_task(self._idle_watch(worker))
             try:
                 await (worker.run_until_signal() if handle_signals else worker.run())
             finally:
                 idle.cancel()
+                self.stopped_for = worker.stopped_for
         finally:
             if runner is not None:
                 await runner.cleanup()
             self.batcher.close()
+
+    def stop(self) -> None:
+        """Finish the running scenes, take no more (as SIGTERM does)."""
+        if self.worker is not None:
+            self.worker.stop()
 
     async def _idle_watch(self, worker: Worker) -> None:
         limit = self.settings.worker_idle_exit_s
@@ -207,18 +250,37 @@ class GpuWorker:
 
 
 async def run_worker(settings: Settings, storage_dir: str | None = None) -> int:
-    """Entry point of ``modomo worker``: S3 storage unless ``storage_dir`` is given."""
+    """Entry point of ``modomo worker``: S3 storage unless ``storage_dir`` is given.
+
+    Returns 2 (with a sentence on stderr) when the profile asks for real weights that are
+    not there. Ends the process with :data:`EXIT_RESTART` when a hung model call stopped
+    the worker: a thread cannot be stopped, and a normal exit would wait for it forever.
+    """
+    from modomo.gpu.registry import NoWeightsError, check_profile
     from modomo.storage import Storage
     from modomo.streams.connection import connect
 
+    try:
+        check_profile(settings)
+    except NoWeightsError as exc:
+        print(f"modomo worker: {exc}", file=sys.stderr)
+        return 2
     prepare_environment()
     redis = connect(settings)
     try:
         if storage_dir:
-            await GpuWorker(settings, DirStorage(Path(storage_dir))).serve(redis)
+            gpu = GpuWorker(settings, DirStorage(Path(storage_dir)))
+            await gpu.serve(redis)
         else:
-            async with Storage.open(settings) as bucket:
-                await GpuWorker(settings, bucket).serve(redis)
+            async with Storage.open(settings, attempts=1) as bucket:
+                gpu = GpuWorker(settings, bucket)
+                await gpu.serve(redis)
     finally:
         await redis.aclose()
+    if gpu.stopped_for:
+        log.error("worker_exit_for_restart", reason=gpu.stopped_for, exit_code=EXIT_RESTART)
+        print(f"modomo worker: restart needed: {gpu.stopped_for}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        logging.shutdown()
+        os._exit(EXIT_RESTART)
     return 0

@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 import asyncpg
 import msgspec
 
+from modomo.domain.text import sanitise
 from modomo.projections.projector import LogEntry, Parked, Projector
-from modomo.projections.tables import make_staging
+from modomo.projections.tables import stage
 
 _COLUMNS = ("ms", "seq", "event_id", "type", "job_id", "at", "v", "payload")
 
@@ -36,7 +37,11 @@ def _fields(entry: LogEntry) -> tuple[Any, ...]:
         # Kept as it is all the same: a later version of the code may read it.
         meta = _Meta()
     at = meta.at or datetime.fromtimestamp(ms / 1000, UTC)
-    return (ms, seq, meta.event_id, meta.type, meta.job_id, at, meta.v, entry.raw)
+    # The archive never parks: the payload is kept byte for byte, and the columns that
+    # index it are made storable whatever the event holds.
+    job_id = sanitise(meta.job_id) if meta.job_id is not None else None
+    v = meta.v if -(2**31) <= meta.v < 2**31 else 0
+    return (ms, seq, sanitise(meta.event_id), sanitise(meta.type), job_id, at, v, entry.raw)
 
 
 class ArchiveProjector(Projector):
@@ -46,18 +51,13 @@ class ArchiveProjector(Projector):
     parks = False
     interest: ClassVar[frozenset[str] | None] = frozenset()
 
-    async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
-        await make_staging(conn, "event_log")
-
     async def apply(
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
     ) -> list[Parked]:
-        await conn.copy_records_to_table(
-            "_event_log", records=[_fields(e) for e in entries], columns=list(_COLUMNS)
-        )
+        staging = await stage(conn, "event_log", _COLUMNS, [_fields(e) for e in entries])
         await conn.execute(
             f"INSERT INTO event_log ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
-            "FROM _event_log ON CONFLICT DO NOTHING"
+            f"FROM {staging} ON CONFLICT DO NOTHING"
         )
-        await conn.execute("DELETE FROM _event_log")
+        await conn.execute(f"DELETE FROM {staging}")
         return []

@@ -19,7 +19,7 @@ from modomo.domain.events import (
 )
 from modomo.domain.views import JobRow, JobSceneRow, apply_job_scene, new_job
 from modomo.projections.projector import LogEntry, Parked, Projector, event_type_of
-from modomo.projections.tables import make_staging, upsert
+from modomo.projections.tables import upsert
 
 JOB_COLUMNS = tuple(JobRow.__struct_fields__)
 JOB_SCENE_COLUMNS = tuple(JobSceneRow.__struct_fields__)
@@ -31,10 +31,6 @@ class JobsProjector(Projector):
     interest: ClassVar[frozenset[str] | None] = frozenset(
         tag for tag, cls in EVENT_TYPES.items() if issubclass(cls, JobEvent)
     )
-
-    async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
-        await make_staging(conn, "jobs")
-        await make_staging(conn, "job_scenes")
 
     async def apply(
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]

@@ -22,3 +22,11 @@ LAG = Gauge(
 ACTIVE = Gauge(
     "modomo_projector_active", "1 while this process holds the projector's lease", ["projector"]
 )
+PARKED_OPEN = Gauge(
+    "modomo_projector_parked_open",
+    "Parked log entries no operator has retried or skipped yet",
+    ["projector"],
+)
+LOG_TRIMMED = Counter(
+    "modomo_log_trimmed", "Entries trimmed from the Redis log below every projector's checkpoint"
+)

@@ -27,7 +27,7 @@ MIGRATIONS_DIR = Path(
 )
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _HEADER = re.compile(r"^--\s*schema:\s*(read|log)\s*$", re.MULTILINE)
-_LOCK = 0x6D6F646F6D6F  # "modomo": one migrator at a time per database
+_LOCK = 0x6D6F646F6D6F  # "modomo": one migrator at a time per database (per transaction)
 
 
 class MigrationError(RuntimeError):
@@ -86,11 +86,17 @@ async def migrate(
     log_schema: str,
     migrations: Sequence[Migration] | None = None,
 ) -> list[str]:
-    """Apply pending migrations; returns the names applied (empty when up to date)."""
+    """Apply pending migrations; returns the names applied (empty when up to date).
+
+    Each file applies in its own transaction, which first takes a transaction-scoped
+    advisory lock and then checks whether the file is still pending: two migrators never
+    apply the same file, and nothing outlives a transaction, so this works through a
+    transaction-mode pooler too.
+    """
     migrations = load() if migrations is None else migrations
     log = quote(log_schema)
-    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK)
-    try:
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {log}")
         await conn.execute(
             f"""CREATE TABLE IF NOT EXISTS {log}.schema_migrations (
@@ -100,14 +106,17 @@ async def migrate(
                     applied_at  timestamptz NOT NULL DEFAULT now(),
                     PRIMARY KEY (target, name))"""
         )
-        rows = await conn.fetch(
-            f"SELECT target, name, checksum, applied_at FROM {log}.schema_migrations"
-        )
-        applied = {(r["target"], r["name"]): r for r in rows}
-        done: list[str] = []
-        for migration in migrations:
-            target = read_schema if migration.kind == "read" else log_schema
-            record = applied.get((target, migration.name))
+    done: list[str] = []
+    for migration in migrations:
+        target = read_schema if migration.kind == "read" else log_schema
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
+            record = await conn.fetchrow(
+                f"SELECT checksum, applied_at FROM {log}.schema_migrations "
+                "WHERE target = $1 AND name = $2",
+                target,
+                migration.name,
+            )
             if record is not None:
                 if record["checksum"] != migration.checksum:
                     raise MigrationError(
@@ -116,24 +125,20 @@ async def migrate(
                         "restore it and put the change in a new numbered migration"
                     )
                 continue
-            async with conn.transaction():
-                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(target)}")
-                await conn.execute(f"SET LOCAL search_path TO {quote(target)}")
-                try:
-                    await conn.execute(migration.sql)
-                except asyncpg.PostgresError as exc:
-                    raise MigrationError(f"{migration.name} failed: {exc}") from exc
-                await conn.execute(
-                    f"INSERT INTO {log}.schema_migrations (target, name, checksum) "
-                    "VALUES ($1, $2, $3)",
-                    target,
-                    migration.name,
-                    migration.checksum,
-                )
-            done.append(migration.name)
-        return done
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK)
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(target)}")
+            await conn.execute(f"SET LOCAL search_path TO {quote(target)}")
+            try:
+                await conn.execute(migration.sql)
+            except asyncpg.PostgresError as exc:
+                raise MigrationError(f"{migration.name} failed: {exc}") from exc
+            await conn.execute(
+                f"INSERT INTO {log}.schema_migrations (target, name, checksum) VALUES ($1, $2, $3)",
+                target,
+                migration.name,
+                migration.checksum,
+            )
+        done.append(migration.name)
+    return done
 
 
 async def create_read_schema(

@@ -12,7 +12,7 @@ from modomo.domain.events import EvaluationRecorded
 from modomo.domain.products import ExportRow, apply_export, evaluation_row
 from modomo.domain.views import Unapplicable
 from modomo.projections.projector import LogEntry, Parked, Projector, event_type_of
-from modomo.projections.tables import make_staging, upsert
+from modomo.projections.tables import upsert
 
 EXPORT_COLUMNS = tuple(ExportRow.__struct_fields__)
 _astuple = msgspec.structs.astuple
@@ -24,9 +24,6 @@ class ExportsProjector(Projector):
     interest: ClassVar[frozenset[str] | None] = frozenset(
         {"export_requested", "export_started", "export_completed", "export_failed"}
     )
-
-    async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
-        await make_staging(conn, "exports")
 
     async def apply(
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]

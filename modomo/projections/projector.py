@@ -4,12 +4,12 @@ A projector owns a family of read-model tables. It reads ``<prefix>:events`` in 
 from its own checkpoint; each batch is applied and the checkpoint advanced in one
 transaction, so a batch is either wholly in the tables or not at all, and a re-read entry
 changes nothing. An entry it cannot apply is parked (``parked_events``) with the reason and
-the projector goes on.
+the projector goes on: one the projector itself refuses (unreadable, refers to nothing),
+and one PostgreSQL refuses because of its data (see :mod:`modomo.projections.parking`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -19,6 +19,7 @@ import msgspec
 
 from modomo.domain.codec import CODEC, EventDecodeError
 from modomo.domain.events import Event
+from modomo.domain.text import find_problem
 
 SWAP_LOCK = 0x6D6F646F6D6F_01
 """Advisory lock: batches take it shared, a replay's table swap exclusive."""
@@ -38,6 +39,8 @@ class LogEntry:
     error: str | None = None
     skipped: bool = False
     """Of a type the projector ignores, so never decoded."""
+    tag: str = ""
+    """The event's type when it decoded but cannot be applied (``error`` says why)."""
 
     @property
     def ms_seq(self) -> tuple[int, int]:
@@ -78,15 +81,24 @@ def decode_entry(entry_id: str, raw: bytes, interest: frozenset[str] | None = No
         if tag not in interest:
             return LogEntry(entry_id, raw, None, skipped=True)
     try:
-        return LogEntry(entry_id, raw, CODEC.decode(raw))
+        event = CODEC.decode(raw)
     except EventDecodeError as exc:
         return LogEntry(entry_id, raw, None, str(exc))
+    # NUL can only be in the text as the JSON escape; the byte search spares the walk for
+    # every other entry. (msgspec refuses lone surrogates while decoding, above.)
+    if _NUL_ESCAPE in raw and (found := find_problem(event)) is not None:
+        tag = str(type(event).__struct_config__.tag)
+        return LogEntry(entry_id, raw, None, f"{found[0]} {found[1]}", tag=tag)
+    return LogEntry(entry_id, raw, event)
+
+
+_NUL_ESCAPE = b"\\u0000"
 
 
 def event_type_of(entry: LogEntry) -> str:
     if entry.event is not None:
         return str(type(entry.event).__struct_config__.tag)
-    return "unreadable"
+    return entry.tag or "unreadable"
 
 
 class Projector:
@@ -105,7 +117,9 @@ class Projector:
         return [decode_entry(entry_id, payload, self.interest) for entry_id, payload in raw]
 
     async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
-        """Once per connection: temporary tables and the like."""
+        """Once per connection, inside a transaction: look up what ``apply`` needs. Nothing
+        may be kept in the session (a transaction-mode pooler may give every transaction
+        another server connection)."""
 
     def reset(self) -> None:
         """Forget anything remembered between batches (the tables changed under us)."""
@@ -113,58 +127,57 @@ class Projector:
     async def apply(
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
     ) -> list[Parked]:
-        """Fold ``entries`` into the tables inside the caller's transaction."""
+        """Fold ``entries`` into the tables inside the caller's transaction.
+
+        Raises what PostgreSQL raises; the caller isolates an event whose data it refuses.
+        Anything remembered between batches must be dropped by :meth:`reset`, which the
+        caller invokes whenever an ``apply`` is rolled back.
+        """
         raise TypeError(f"{type(self).__name__} must define apply()")
 
-    def lease_key(self, schema: str) -> int:
-        """The advisory lock that makes this projector single-active per schema."""
-        digest = hashlib.blake2b(f"modomo:{schema}:{self.name}".encode(), digest_size=8)
-        return int.from_bytes(digest.digest(), "big", signed=True)
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a projector stands: the last entry applied, how many entries it has read since
+    the log began, and the generation of its tables (bumped when anything but the active
+    instance's batches changed them)."""
+
+    position: str = "0-0"
+    seen: int = 0
+    generation: int = 0
+
+
+async def load_checkpoint(
+    conn: asyncpg.Connection[Any], projector: Projector, lock: bool = False
+) -> Checkpoint:
+    row = await conn.fetchrow(
+        f"SELECT position, events_seen, generation FROM {projector.checkpoint_table} "
+        "WHERE name = $1" + (" FOR UPDATE" if lock else ""),
+        projector.name,
+    )
+    return (
+        Checkpoint(row["position"], row["events_seen"], row["generation"]) if row else Checkpoint()
+    )
 
 
 async def read_checkpoint(
     conn: asyncpg.Connection[Any], projector: Projector, lock: bool = False
 ) -> tuple[str, int]:
-    row = await conn.fetchrow(
-        f"SELECT position, events_seen FROM {projector.checkpoint_table} WHERE name = $1"
-        + (" FOR UPDATE" if lock else ""),
+    """(position, events seen) of ``projector``."""
+    found = await load_checkpoint(conn, projector, lock)
+    return found.position, found.seen
+
+
+async def save_checkpoint(
+    conn: asyncpg.Connection[Any], projector: Projector, checkpoint: Checkpoint
+) -> None:
+    await conn.execute(
+        f"INSERT INTO {projector.checkpoint_table} (name, position, events_seen, generation,"
+        " updated_at) VALUES ($1, $2, $3, $4, now()) ON CONFLICT (name) DO UPDATE SET"
+        " position = EXCLUDED.position, events_seen = EXCLUDED.events_seen,"
+        " generation = EXCLUDED.generation, updated_at = now()",
         projector.name,
+        checkpoint.position,
+        checkpoint.seen,
+        checkpoint.generation,
     )
-    return (row["position"], row["events_seen"]) if row else ("0-0", 0)
-
-
-async def apply_batch(
-    conn: asyncpg.Connection[Any], projector: Projector, entries: Sequence[LogEntry], expected: str
-) -> str | None:
-    """Apply ``entries`` and move the checkpoint from ``expected`` to the last entry, in one
-    transaction. Returns the checkpoint actually found when it is not ``expected`` (a replay
-    swapped the tables, or another instance moved it): nothing is applied then.
-    """
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", SWAP_LOCK)
-        position, seen = await read_checkpoint(conn, projector, lock=True)
-        if position != expected:
-            return position
-        parked = await projector.apply(conn, entries)
-        if projector.parks:
-            parked.extend(
-                Parked(e.entry_id, "unreadable", e.error or "unreadable", e.raw)
-                for e in entries
-                if e.event is None and not e.skipped
-            )
-        if parked:
-            await conn.executemany(
-                "INSERT INTO parked_events (projector, entry_id, event_type, reason, payload) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                [(projector.name, p.entry_id, p.event_type, p.reason, p.payload) for p in parked],
-            )
-        await conn.execute(
-            f"INSERT INTO {projector.checkpoint_table} (name, position, events_seen, updated_at)"
-            " VALUES ($1, $2, $3, now()) ON CONFLICT (name) DO UPDATE SET"
-            " position = EXCLUDED.position, events_seen = EXCLUDED.events_seen,"
-            " updated_at = now()",
-            projector.name,
-            entries[-1].entry_id,
-            seen + len(entries),
-        )
-    return None

@@ -22,13 +22,14 @@ import asyncpg
 from redis.asyncio import Redis
 
 from modomo.projections import db
+from modomo.projections.batch import apply_batch
 from modomo.projections.db import quote
 from modomo.projections.migrate import create_read_schema
 from modomo.projections.projector import (
     SWAP_LOCK,
+    Checkpoint,
     Projector,
     RawEntry,
-    apply_batch,
     parse_id,
 )
 from modomo.projections.source import log_after, stream_after
@@ -43,6 +44,8 @@ class ReplayResult:
     last_position: str = "0-0"
     schema: str = ""
     swapped: bool = False
+    parked: int = 0
+    """Entries parked while rebuilding (the same ones the live projectors parked)."""
     changes: dict[str, tuple[int, int]] = field(default_factory=dict)
     """Per table, with ``dry_run``: (rows only in the live table, rows only in the rebuilt)."""
 
@@ -73,13 +76,15 @@ async def replay(
     if target in (live, settings.db_log_schema):
         raise ReplayError(f"cannot rebuild into the live schema {target!r}")
     result = ReplayResult(projectors=[p.name for p in projectors], schema=target)
-    admin = await db.connect(settings)
+    admin = await db.connect(settings, pooled=True)
     try:
         await create_read_schema(admin, target)
-        shadow = await db.connect(settings, schema=target)
+        shadow = await db.connect(settings, schema=target, pooled=True)
         try:
             for projector in projectors:
-                await projector.prepare(shadow)
+                projector.reset()
+                async with db.transaction(shadow):
+                    await projector.prepare(shadow)
             await _fold_all(
                 shadow,
                 projectors,
@@ -116,10 +121,12 @@ async def _fold_all(
     progress: Callable[[int], None] | None,
 ) -> None:
     position = "0-0"
+    checkpoints = {p.name: Checkpoint() for p in projectors}
     while True:
         entries: list[RawEntry]
         if redis is None:
-            entries = await log_after(conn, position, batch, until_id, until_at)
+            async with db.transaction(conn):
+                entries = await log_after(conn, position, batch, until_id, until_at)
         else:
             entries = await stream_after(redis, keys.events, position, batch)
             if until_id is not None:
@@ -128,9 +135,16 @@ async def _fold_all(
         if not entries:
             return
         for projector in projectors:
-            moved = await apply_batch(conn, projector, projector.decode(entries), position)
-            if moved is not None:
-                raise ReplayError(f"the shadow checkpoint of {projector.name} moved to {moved}")
+            outcome = await apply_batch(
+                conn, projector, projector.decode(entries), checkpoints[projector.name]
+            )
+            if not outcome.applied:
+                raise ReplayError(
+                    f"the shadow checkpoint of {projector.name} moved to "
+                    f"{outcome.checkpoint.position}"
+                )
+            checkpoints[projector.name] = outcome.checkpoint
+            result.parked += outcome.parked
         position = entries[-1][0]
         result.events += len(entries)
         result.last_position = position
@@ -150,6 +164,19 @@ async def _swap(
             for table in projector.tables:
                 await conn.execute(f"DROP TABLE IF EXISTS {live_q}.{quote(table)}")
                 await conn.execute(f"ALTER TABLE {shadow_q}.{quote(table)} SET SCHEMA {live_q}")
+        # An entry an operator skipped stays skipped when the rebuild parks it again.
+        await conn.execute(
+            f"UPDATE {shadow_q}.parked_events s SET resolution = l.resolution,"
+            f" resolved_at = l.resolved_at FROM {live_q}.parked_events l"
+            " WHERE l.projector = s.projector AND l.entry_id = s.entry_id"
+            " AND l.resolution = 'skipped'"
+        )
+        # The live instances must notice their tables changed even where the position
+        # did not: the generation moves past any they have seen.
+        await conn.execute(
+            f"UPDATE {shadow_q}.projector_checkpoints s SET generation = l.generation + 1"
+            f" FROM {live_q}.projector_checkpoints l WHERE l.name = s.name"
+        )
         for table in ("projector_checkpoints", "parked_events"):
             column = "name" if table == "projector_checkpoints" else "projector"
             await conn.execute(f"DELETE FROM {live_q}.{table} WHERE {column} = ANY($1)", names)
@@ -165,14 +192,15 @@ async def _compare(
     conn: asyncpg.Connection[Any], live: str, shadow: str, projectors: Sequence[Projector]
 ) -> dict[str, tuple[int, int]]:
     changes: dict[str, tuple[int, int]] = {}
-    for projector in projectors:
-        for table in projector.tables:
-            a, b = f"{quote(live)}.{quote(table)}", f"{quote(shadow)}.{quote(table)}"
-            gone = await conn.fetchval(
-                f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) d"
-            )
-            new = await conn.fetchval(
-                f"SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) d"
-            )
-            changes[table] = (int(gone), int(new))
+    async with conn.transaction():
+        for projector in projectors:
+            for table in projector.tables:
+                a, b = f"{quote(live)}.{quote(table)}", f"{quote(shadow)}.{quote(table)}"
+                gone = await conn.fetchval(
+                    f"SELECT count(*) FROM (SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b}) d"
+                )
+                new = await conn.fetchval(
+                    f"SELECT count(*) FROM (SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}) d"
+                )
+                changes[table] = (int(gone), int(new))
     return changes

@@ -32,7 +32,7 @@ from modomo.domain.views import (
     register,
 )
 from modomo.projections.projector import LogEntry, Parked, Projector, event_type_of
-from modomo.projections.tables import make_staging, replace_children, upsert
+from modomo.projections.tables import replace_children, upsert
 
 SCENE_COLUMNS = tuple(SceneRow.__struct_fields__)
 STYLE_COLUMNS = tuple(StyleRow.__struct_fields__)
@@ -62,10 +62,6 @@ class ScenesProjector(Projector):
 
     def reset(self) -> None:
         self._cache.clear()
-
-    async def prepare(self, conn: asyncpg.Connection[Any]) -> None:
-        self.reset()
-        await make_staging(conn, "scenes")
 
     async def apply(
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]

@@ -1,4 +1,9 @@
-"""Bulk writes shared by the projectors: COPY into a temporary table, then one upsert."""
+"""Bulk writes shared by the projectors: COPY into a temporary table, then one upsert.
+
+The temporary tables live for one transaction (``ON COMMIT DROP``), never for a session:
+through a transaction-mode pooler the next transaction may run on another server
+connection, where a session's temporary table does not exist.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +23,22 @@ async def columns(conn: asyncpg.Connection[Any], table: str) -> list[str]:
     return [r["attname"] for r in rows]
 
 
-async def make_staging(conn: asyncpg.Connection[Any], table: str) -> None:
-    """``_<table>``: a temporary twin of ``table`` that empties at every commit."""
+async def stage(
+    conn: asyncpg.Connection[Any],
+    table: str,
+    cols: Sequence[str],
+    records: list[tuple[Any, ...]],
+) -> str:
+    """COPY ``records`` into ``_<table>``, a temporary twin of ``table`` made on first use
+    in this transaction and dropped at its end; returns the staging table's name. The
+    caller empties it (``DELETE``) once it has used the rows."""
+    staging = f"_{table}"
     await conn.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS _{table} (LIKE {table} INCLUDING DEFAULTS) "
-        "ON COMMIT DELETE ROWS"
+        f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) "
+        "ON COMMIT DROP"
     )
+    await conn.copy_records_to_table(staging, records=records, columns=list(cols))
+    return staging
 
 
 async def upsert(
@@ -37,14 +52,14 @@ async def upsert(
     records = list(records)
     if not records:
         return
-    await conn.copy_records_to_table(f"_{table}", records=records, columns=list(cols))
+    staging = await stage(conn, table, cols, records)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in key)
     await conn.execute(
-        f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM _{table} "
+        f"INSERT INTO {table} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {staging} "
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
     # DELETE, not TRUNCATE: a few rows in a temporary table, and no file to recreate.
-    await conn.execute(f"DELETE FROM _{table}")
+    await conn.execute(f"DELETE FROM {staging}")
 
 
 async def replace_children(

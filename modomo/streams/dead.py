@@ -70,10 +70,11 @@ def _parse(entry_id: bytes | str, fields: dict[bytes, bytes]) -> DeadTask:
 class DeadLetters:
     """Reads and re-enqueues entries of ``<prefix>:jobs:dead``."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, bookkeeping_ttl_s: int = 7 * 24 * 3600) -> None:
         self.redis = redis
         self.keys = keys
         self.log = EventLog(redis, keys)
+        self.completion = JobCompletion(redis, keys, bookkeeping_ttl_s)
 
     async def oldest(self, count: int = 100) -> list[DeadTask]:
         """The oldest ``count`` dead tasks."""
@@ -107,7 +108,7 @@ class DeadLetters:
         async with self.redis.pipeline(transaction=True) as pipe:
             staged = await self.log.stage(pipe, [event], [task])
             pipe.xdel(self.keys.dead, entry_id)
-            JobCompletion(self.redis, self.keys, 0).stage_reopen(pipe, task.job_id, task.scene_id)
+            await self.completion.stage_reopen(pipe, task.job_id, task.scene_id)
             replies = await pipe.execute()
         return staged.read(replies).task_ids[0]
 

@@ -50,6 +50,11 @@ class Keys:
         """Errors of each failed delivery of one queue entry, kept until it ends."""
         return f"{self.prefix}:jobs:attempts:{entry_id}"
 
+    def write_mark(self, entry_id: str) -> str:
+        """The id of the last write a delivery of this entry made: a write retried after a
+        dropped connection is skipped when it had landed (deleted with the ack)."""
+        return f"{self.prefix}:jobs:write:{entry_id}"
+
     def done(self, job_id: str) -> str:
         """Scenes of a job whose results are in the log: a redelivery of one is only acked."""
         return f"{self.prefix}:jobs:done:{job_id}"

@@ -1,8 +1,9 @@
 """Scene locks: ``<prefix>:locks:<scene_id>`` owned by one worker at a time.
 
-Taken with ``SET NX PX``; refreshed and released only by the owner (compare-and-expire,
-compare-and-delete in Lua), so a worker whose lock expired can never free a lock that
-another worker has taken since.
+Taken with ``SET NX PX`` (or found already held by the taker's token: a reclaim hands the
+lock over with the claim), released only by the owner (compare-and-delete in Lua), so a
+worker whose lock expired can never free a lock that another worker has taken since. The
+keep-alive (:mod:`modomo.streams.keepalive`) refreshes it.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ end
 return 0
 """
 
-_REFRESH = """
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
 end
 return 0
 """
@@ -30,15 +33,11 @@ class Locks:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._release = redis.register_script(_RELEASE)
-        self._refresh = redis.register_script(_REFRESH)
+        self._acquire = redis.register_script(_ACQUIRE)
 
     async def acquire(self, key: str, token: str, ttl_ms: int) -> bool:
-        """Take the lock if it is free; True when ``token`` now owns it."""
-        return bool(await self.redis.set(key, token, nx=True, px=ttl_ms))
-
-    async def refresh(self, key: str, token: str, ttl_ms: int) -> bool:
-        """Extend the lock's TTL if ``token`` still owns it."""
-        return bool(await self._refresh(keys=[key], args=[token, ttl_ms]))
+        """Take the lock if it is free or ``token`` holds it already; True when it does."""
+        return bool(await self._acquire(keys=[key], args=[token, ttl_ms]))
 
     async def release(self, key: str, token: str) -> bool:
         """Free the lock if ``token`` still owns it; False when someone else does."""

@@ -15,7 +15,6 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
 
 from modomo.domain.codec import CODEC, EventCodec
 from modomo.domain.events import EventBase, job_of
@@ -25,25 +24,29 @@ from modomo.streams.keys import Keys
 
 _task_encoder = msgspec.json.Encoder()
 
-_APPEND = """
-local n = tonumber(ARGV[1])
-local out = {}
-for i = 0, n - 1 do
-  local payload = ARGV[3 + 2 * i]
-  out[#out + 1] = redis.call('XADD', KEYS[1], '*', 'event', payload)
-  local job = tonumber(ARGV[2 + 2 * i])
-  if job > 0 then
-    out[#out + 1] = redis.call('XADD', KEYS[2 + job], '*', 'event', payload)
+APPEND_LUA = """
+local function append(keys, args)
+  local n = tonumber(args[1])
+  local out = {}
+  for i = 0, n - 1 do
+    local payload = args[3 + 2 * i]
+    out[#out + 1] = redis.call('XADD', keys[1], '*', 'event', payload)
+    local job = tonumber(args[2 + 2 * i])
+    if job > 0 then
+      out[#out + 1] = redis.call('XADD', keys[2 + job], '*', 'event', payload)
+    end
   end
+  for i = 2 + 2 * n, #args do
+    out[#out + 1] = redis.call('XADD', keys[2], '*', 'task', args[i])
+  end
+  return out
 end
-for i = 2 + 2 * n, #ARGV do
-  out[#out + 1] = redis.call('XADD', KEYS[2], '*', 'task', ARGV[i])
-end
-return out
 """
-"""KEYS: the log, the queue, then each job stream once. ARGV: the number of events, then
-per event (index of its job stream in KEYS from 1, or 0; payload), then task payloads.
-Returns the new entry ids in the order they were written."""
+"""A Lua function other scripts embed. keys: the log, the queue, then each job stream
+once. args: the number of events, then per event (index of its job stream in keys from 1,
+or 0; payload), then task payloads. Returns the new entry ids in the order written."""
+
+_APPEND = APPEND_LUA + "return append(KEYS, ARGV)\n"
 
 
 @dataclass(slots=True)
@@ -94,9 +97,11 @@ class EventLog:
         self.codec = codec
         self._script = redis.register_script(_APPEND)
 
-    def _arguments(
-        self, events: Sequence[EventBase], tasks: Sequence[SceneTask]
+    def arguments(
+        self, events: Sequence[EventBase], tasks: Sequence[SceneTask] = ()
     ) -> tuple[list[str], list[Any], list[bool]]:
+        """KEYS and ARGV of :data:`APPEND_LUA` for ``events`` and ``tasks``, and which
+        events have a job stream (for :class:`Staged`)."""
         keys = [self.keys.events, self.keys.queue]
         job_index: dict[str, int] = {}
         args: list[Any] = [len(events)]
@@ -128,7 +133,7 @@ class EventLog:
         Lets callers put other commands (an XACK, a SADD) in the same MULTI; pass the
         transaction's replies to the returned object's ``read`` to get the entry ids.
         """
-        keys, args, has_job = self._arguments(events, tasks)
+        keys, args, has_job = self.arguments(events, tasks)
         position = len(pipe.command_stack)
         await self._script(keys=keys, args=args, client=pipe)
         return Staged(position, has_job)
@@ -139,15 +144,6 @@ class EventLog:
         """Append ``events`` (and enqueue ``tasks``) atomically; all or nothing."""
         if not events and not tasks:
             return Appended()
-        keys, args, has_job = self._arguments(events, tasks)
-        try:
-            ids = await raw.execute(
-                self.redis, b"EVALSHA", self._script.sha, len(keys), *keys, *args
-            )
-        except NoScriptError:
-            # A restarted or failed-over server has an empty script cache.
-            await self.redis.script_load(_APPEND)
-            ids = await raw.execute(
-                self.redis, b"EVALSHA", self._script.sha, len(keys), *keys, *args
-            )
+        keys, args, has_job = self.arguments(events, tasks)
+        ids = await raw.evalsha(self.redis, self._script, keys, args)
         return Staged(0, has_job).parse(ids)

@@ -29,6 +29,7 @@ _errors_decoder = msgspec.json.Decoder(list[AttemptError])
 
 UNDECODABLE = "undecodable"
 EXHAUSTED = "attempts_exhausted"
+"""Dead-entry reasons beside ``input`` (:data:`modomo.domain.failures.INPUT`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,10 +94,19 @@ class TaskQueue:
                 raise
 
     async def read_new(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
-        """Up to ``count`` never-delivered entries, waiting up to ``block_ms`` for one."""
-        reply = await self.redis.xreadgroup(
-            self.group, consumer, {self.keys.queue: ">"}, count=count, block=block_ms
-        )
+        """Up to ``count`` never-delivered entries, waiting up to ``block_ms`` for one.
+
+        A group that vanished (a Redis without persistence restarted) is created again.
+        """
+        try:
+            reply = await self.redis.xreadgroup(
+                self.group, consumer, {self.keys.queue: ">"}, count=count, block=block_ms
+            )
+        except ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            await self.ensure_group()
+            return []
         if not reply:
             return []
         return _entries(reply[0][1])  # type: ignore[index]
@@ -145,9 +155,14 @@ class TaskQueue:
         pipe.expire(key, ttl_s)
 
     def stage_ack(self, pipe: Pipeline, entry_id: str) -> None:
-        """Queue the ack of ``entry_id`` and the removal of its error history."""
+        """Queue the ack of ``entry_id`` and the removal of its bookkeeping."""
         pipe.xack(self.keys.queue, self.group, entry_id)
-        pipe.delete(self.keys.attempts(entry_id))
+        pipe.delete(self.keys.attempts(entry_id), self.keys.write_mark(entry_id))
+
+    def stage_touch(self, pipe: Pipeline, consumer: str, entry_id: str) -> None:
+        """Queue a reset of the entry's idle time (its owner stays ``consumer``); the
+        delivery count is not raised."""
+        pipe.xclaim(self.keys.queue, self.group, consumer, 0, [entry_id], justid=True)
 
     async def stage_dead(
         self,

@@ -8,11 +8,13 @@ parsed it. Everything else uses the ordinary client.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from hiredis import pack_command
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, ResponseError
 
 
 async def execute(redis: Redis, *args: bytes | str | int) -> Any:
@@ -31,3 +33,15 @@ async def execute(redis: Redis, *args: bytes | str | int) -> Any:
     if isinstance(reply, ResponseError):
         raise reply
     return reply
+
+
+async def evalsha(
+    redis: Redis, script: AsyncScript, keys: Sequence[str], args: Sequence[Any]
+) -> Any:
+    """Run a registered script by its SHA, loading it first when the server lacks it (a
+    restarted or failed-over server starts with an empty script cache)."""
+    try:
+        return await execute(redis, b"EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await redis.script_load(script.script)
+        return await execute(redis, b"EVALSHA", script.sha, len(keys), *keys, *args)

@@ -3,120 +3,62 @@
 At-least-once delivery, exactly-once effect:
 
 - Each slot reads one entry at a time (no prefetch), or claims one whose backoff has run
-  out. A live task refreshes its claim and its scene lock every ``heartbeat_ms``, so no
-  other worker takes it over while it is alive.
+  out (:mod:`~modomo.streams.reclaim`). A live delivery refreshes its claim and its scene
+  lock every ``heartbeat_ms`` (:mod:`~modomo.streams.keepalive`).
 - Before working, the slot takes ``<prefix>:locks:<scene_id>`` and checks the job's done
   set: a scene whose results are already in the log is only acked, never redone.
-- Success appends the handler's final events, marks the scene done and acks, in one
-  MULTI. Failure records the attempt's error and a ``scene_failed`` event; the entry stays
-  pending until its backoff passes. After the last attempt the entry goes to the dead
-  stream with every attempt's error, in the same MULTI that acks it.
-- A worker that dies leaves its entry pending with no error recorded; whoever claims it
-  records "stopped responding" for that attempt. Delivery counts come from Redis.
+- Every write of the delivery is fenced (:mod:`~modomo.streams.fence`): once another
+  worker has taken the scene over, nothing more is appended for it.
+- The handler runs under ``task_timeout_s``; past it, or on any error, the attempt fails:
+  input errors end the scene at once, transient ones are retried after their backoff, the
+  last one goes to the dead stream (:mod:`~modomo.streams.outcomes`).
+- A Redis outage never ends the worker: every loop waits for Redis with a capped backoff
+  and the in-flight delivery keeps its work (:mod:`~modomo.streams.outage`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import secrets
 import signal
-import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from modomo.domain.events import (
-    AttemptError,
-    EventBase,
-    SceneCompleted,
-    SceneDeadLettered,
-    SceneFailed,
-    SceneStarted,
-)
-from modomo.domain.stages import SceneTask
+from modomo.domain.events import AttemptError, EventBase, SceneStarted
+from modomo.domain.failures import TRANSIENT, failure_class
 from modomo.settings import Settings
 from modomo.streams import metrics
-from modomo.streams.completion import JobCompletion, Outcome
+from modomo.streams.connection import REDIS_DOWN
+from modomo.streams.delivery import (
+    EXIT_RESTART,
+    BeforeStart,
+    DeadlineExceeded,
+    Delivery,
+    Handler,
+    StopWorker,
+    TaskContext,
+    consumer_name,
+    describe,
+    lock_token,
+)
+from modomo.streams.fence import Fenced, Fences, SceneWriter
+from modomo.streams.housekeeping import Housekeeping
+from modomo.streams.keepalive import KeepAlive
 from modomo.streams.keys import Keys
 from modomo.streams.locks import Locks
-from modomo.streams.log import Appended, EventLog
-from modomo.streams.queue import (
-    EXHAUSTED,
-    Entry,
-    Pending,
-    TaskDecodeError,
-    TaskQueue,
-    decode_task,
-)
+from modomo.streams.outage import Link, Reconnect, through_outage
+from modomo.streams.outcomes import Outcomes
+from modomo.streams.queue import Entry, TaskDecodeError, TaskQueue, decode_task
+from modomo.streams.reclaim import Claimed, Reclaimer, stopped_responding
 
-_KEEP_ALIVE = """
-local owned = 0
-local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1)
-if p[1] ~= nil and p[1][2] == ARGV[2] then
-  redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
-  owned = 1
-end
-if redis.call('GET', KEYS[2]) == ARGV[4] then
-  redis.call('PEXPIRE', KEYS[2], ARGV[5])
-end
-return owned
-"""
-"""Refresh the claim on an entry only while this consumer owns it (never steal it back),
-and the scene lock only while this token holds it."""
+T = TypeVar("T")
 
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One delivery of a scene task to this worker."""
-
-    entry_id: str
-    task: SceneTask
-    deliveries: int
-    """How often Redis has delivered this entry, this delivery included."""
-
-    @property
-    def attempt(self) -> int:
-        """The attempt number, continuing after attempts made before an operator retry."""
-        return self.task.prior_attempts + self.deliveries
-
-
-@dataclass(slots=True)
-class TaskContext:
-    """What a handler gets: the delivery, a bound logger and a way to emit events."""
-
-    delivery: Delivery
-    log: structlog.typing.FilteringBoundLogger
-    events: EventLog
-    lost: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set when another worker has claimed this entry (this one stalled too long)."""
-
-    async def emit(self, *events: EventBase) -> Appended:
-        """Append events now (a stage's result as soon as it is known: partial saves)."""
-        return await self.events.append(events)
-
-
-Handler = Callable[[TaskContext], Awaitable[Sequence[EventBase]]]
-"""Processes one scene; returns the final events, appended atomically with the ack."""
-
-BeforeStart = Callable[[Delivery], Awaitable[Sequence[EventBase]]]
-"""Events to append just before a delivery's ``scene_start`` (the GPU worker's ``warming``)."""
-
-
-def consumer_name() -> str:
-    """A name unique to this process within the group."""
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
-
-
-def describe(exc: BaseException) -> str:
-    """One line for an attempt's error."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+_CANCEL_WAIT_S = 5.0
+"""How long a cancelled handler may take to unwind before the slot moves on."""
 
 
 class Worker:
@@ -131,6 +73,7 @@ class Worker:
         name: str | None = None,
         concurrency: int = 1,
         before_start: BeforeStart | None = None,
+        link: Link | None = None,
     ) -> None:
         self.redis = redis
         self.settings = settings
@@ -139,15 +82,28 @@ class Worker:
         self.concurrency = concurrency
         self.before_start = before_start
         self.keys = Keys(settings.redis_prefix)
-        self.queue = TaskQueue(redis, self.keys)
-        self.events = EventLog(redis, self.keys)
-        self.locks = Locks(redis)
-        self.completion = JobCompletion(redis, self.keys, settings.attempts_ttl_s)
-        self._keep_alive = redis.register_script(_KEEP_ALIVE)
-        self._stopping = asyncio.Event()
-        self._next_reclaim = 0.0
-        self._next_stats = 0.0
         self._log = structlog.get_logger("modomo.worker").bind(worker=self.name)
+        self.link = link or Link(self._log)
+        """Whether this worker reaches Redis (for ``/health``)."""
+        self.queue = TaskQueue(redis, self.keys)
+        self.locks = Locks(redis)
+        self.fences = Fences(
+            redis,
+            self.keys,
+            self.link,
+            retry_cap_ms=settings.redis_retry_max_ms,
+            mark_ttl_ms=settings.attempts_ttl_s * 1000,
+        )
+        self.outcomes = Outcomes(redis, self.keys, settings, self.link)
+        self.keep_alive = KeepAlive(redis, self.link, settings.heartbeat_ms)
+        self._running: set[str] = set()
+        self.reclaimer = Reclaimer(
+            redis, self.keys, settings, self.name, self.outcomes, self._running.__contains__
+        )
+        self.housekeeping = Housekeeping(self.queue, settings.queue_trim_interval_s)
+        self._stopping = asyncio.Event()
+        self.stopped_for: str | None = None
+        """Why the worker stopped itself (a handler raised StopWorker), if it did."""
 
     def stop(self) -> None:
         """Finish what is running, read nothing new."""
@@ -159,12 +115,21 @@ class Worker:
     def stopping(self) -> bool:
         return self._stopping.is_set()
 
+    @property
+    def exit_status(self) -> int:
+        """What the process should exit with once :meth:`run` returned: 0, or
+        ``EXIT_RESTART`` when a handler stopped the worker (StopWorker)."""
+        return EXIT_RESTART if self.stopped_for else 0
+
     async def run(self) -> None:
         """Consume until :meth:`stop`; then wait up to the grace period for running tasks."""
-        await self.queue.ensure_group()
+        await through_outage(
+            self.queue.ensure_group, self.link, self.settings.redis_retry_max_ms, "start"
+        )
         self._log.info("worker_started", concurrency=self.concurrency)
         slots = [asyncio.create_task(self._slot()) for _ in range(self.concurrency)]
         stopped = asyncio.create_task(self._stopping.wait())
+        chores = asyncio.create_task(self._chores())
         try:
             done, _ = await asyncio.wait([*slots, stopped], return_when=asyncio.FIRST_EXCEPTION)
             if stopped in done:
@@ -178,11 +143,12 @@ class Worker:
                     raise task.exception()  # type: ignore[misc]
         finally:
             stopped.cancel()
+            chores.cancel()
             for task in slots:
                 task.cancel()
             # Bounded: a cancellation swallowed inside a Redis call must not hang shutdown.
-            await asyncio.wait([*slots, stopped], timeout=5)
-        self._log.info("worker_stopped")
+            await asyncio.wait([*slots, stopped, chores], timeout=5)
+        self._log.info("worker_stopped", reason=self.stopped_for or "asked")
 
     async def run_until_signal(self) -> None:
         """:meth:`run`, stopping cleanly on SIGTERM or SIGINT."""
@@ -196,179 +162,75 @@ class Worker:
                 loop.remove_signal_handler(sig)
 
     async def _slot(self) -> None:
+        backoff = Reconnect(self.settings.redis_retry_max_ms)
         while not self.stopping:
-            picked = await self._next()
-            if picked is not None:
-                await self._process(*picked)
-
-    async def _next(self) -> tuple[Entry, int] | None:
-        claimed = await self._reclaim()
-        if claimed is not None:
-            return claimed
-        if self.stopping:
-            return None
-        entries = await self.queue.read_new(self.name, 1, self.settings.block_ms)
-        return (entries[0], 1) if entries else None
-
-    async def _reclaim(self) -> tuple[Entry, int] | None:
-        """Claim one pending entry whose backoff has passed; dead-letter exhausted ones."""
-        now = time.monotonic()
-        if now >= self._next_stats:
-            self._next_stats = now + 5.0
-            metrics.observe_queue(await self.queue.stats())
-        if now < self._next_reclaim:
-            return None
-        self._next_reclaim = now + self.settings.reclaim_interval_ms / 1000
-        shortest = min(self.settings.retry_backoff_ms)
-        for pending in await self.queue.pending(shortest):
-            if self.stopping:
-                return None
-            need = self.settings.backoff_ms(pending.deliveries)
-            if pending.idle_ms < need:
-                continue
-            exhausted = pending.deliveries >= self.settings.max_attempts
-            entry = await self.queue.claim(self.name, pending.id, need, justid=exhausted)
-            if entry is None:
-                continue  # another worker claimed it first
-            metrics.TASKS_RECLAIMED.inc()
             try:
-                task = decode_task(entry) if not exhausted else None
-            except TaskDecodeError as exc:
-                await self._dead_undecodable(entry, str(exc))
+                picked = await self._next()
+            except REDIS_DOWN as exc:
+                self.link.down(exc, "read")
+                await backoff.wait()
                 continue
-            if exhausted:
-                await self._dead_after_abandon(pending)
-                continue
-            assert task is not None
-            await self._note_abandoned(pending, task)
-            return entry, pending.deliveries + 1
-        return None
+            backoff.reset()
+            self.link.up()
+            if picked is not None:
+                await self._process(picked)
 
-    async def _note_abandoned(self, pending: Pending, task: SceneTask) -> None:
-        """Record "stopped responding" for a delivery that ended with no error recorded."""
-        errors = await self.queue.errors(pending.id)
-        if len(errors) >= pending.deliveries:
-            return
-        attempt = task.prior_attempts + pending.deliveries
-        error = AttemptError(
-            attempt=attempt,
-            error=f"worker {pending.consumer} stopped responding (idle {pending.idle_ms} ms)",
-            consumer=pending.consumer,
-        )
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self.queue.stage_error(pipe, pending.id, error, self.settings.attempts_ttl_s)
-            await self.events.stage(pipe, [_failed(task, attempt, error.error, will_retry=True)])
-            await pipe.execute()
-        self._log.warning(
-            "task_abandoned",
-            entry_id=pending.id,
-            error=error.error,
-            job_id=task.job_id,
-            scene_id=task.scene_id,
-            attempt=attempt,
-        )
+    async def _chores(self) -> None:
+        """The queue gauges and trimming, beside the slots (a long scene must not hold
+        them up); waits through outages like everything else."""
+        while not self.stopping:
+            try:
+                await self.housekeeping.run_due()
+            except REDIS_DOWN as exc:
+                self.link.down(exc, "housekeeping")
+            await asyncio.sleep(self.housekeeping.tick_s)
 
-    async def _dead_after_abandon(self, pending: Pending) -> None:
-        """The last delivery ended without a word (its worker died): dead-letter it."""
-        rows = await self.redis.xrange(self.keys.queue, pending.id, pending.id)
-        entry = Entry(pending.id, dict(rows[0][1] or {}) if rows else {})  # type: ignore[arg-type]
+    async def _next(self) -> Claimed | None:
+        claimed = await self.reclaimer.next(lambda: self.stopping)
+        if claimed is not None or self.stopping:
+            return claimed
+        entries = await self.queue.read_new(self.name, 1, self.settings.block_ms)
+        return Claimed(entries[0], 1, None) if entries else None
+
+    async def _process(self, claimed: Claimed) -> None:
+        entry = claimed.entry
         try:
             task = decode_task(entry)
         except TaskDecodeError as exc:
-            await self._dead_undecodable(entry, str(exc))
+            await self._undecodable(entry, str(exc))
             return
-        errors = await self.queue.errors(pending.id)
-        if len(errors) < pending.deliveries:
-            errors.append(
-                AttemptError(
-                    attempt=task.prior_attempts + pending.deliveries,
-                    error=f"worker {pending.consumer} stopped responding "
-                    f"(idle {pending.idle_ms} ms)",
-                    consumer=pending.consumer,
-                )
-            )
-        await self._dead_letter(entry, task, errors)
-
-    async def _dead_letter(self, entry: Entry, task: SceneTask, errors: list[AttemptError]) -> None:
-        last = errors[-1]
-        events = [
-            _failed(task, last.attempt, last.error, will_retry=False),
-            SceneDeadLettered(
-                job_id=task.job_id,
-                scene_id=task.scene_id,
-                attempt=last.attempt,
-                errors=tuple(errors),
-            ),
-        ]
-        async with self.redis.pipeline(transaction=True) as pipe:
-            await self.queue.stage_dead(
-                pipe, entry, reason=EXHAUSTED, errors=errors, task=task, events=events
-            )
-            await self.completion.stage_end(pipe, task.job_id, task.scene_id, "failed")
-            await pipe.execute()
-        metrics.TASKS_DEAD.labels(reason=EXHAUSTED).inc()
-        self._log.error(
-            "task_dead",
-            entry_id=entry.id,
-            job_id=task.job_id,
-            scene_id=task.scene_id,
-            attempts=len(errors),
-            error=last.error,
-        )
-
-    async def _dead_undecodable(self, entry: Entry, reason: str) -> None:
-        await self.queue.dead_letter_undecodable(entry, reason)
-        metrics.TASKS_DEAD.labels(reason="undecodable").inc()
-        self._log.error("task_undecodable", entry_id=entry.id, error=reason)
-
-    async def _process(self, entry: Entry, deliveries: int) -> None:
-        try:
-            task = decode_task(entry)
-        except TaskDecodeError as exc:
-            await self._dead_undecodable(entry, str(exc))
-            return
-        delivery = Delivery(entry.id, task, deliveries)
+        delivery = Delivery(entry.id, task, claimed.deliveries)
         log = self._log.bind(
             job_id=task.job_id, scene_id=task.scene_id, attempt=delivery.attempt, entry_id=entry.id
         )
-        ctx = TaskContext(delivery=delivery, log=log, events=self.events)
-        lock_key = self.keys.lock(task.scene_id)
-        token = f"{self.name}:{entry.id}"
-        finished = asyncio.Event()
-        keep_alive = asyncio.create_task(
-            self._keep_alive_loop(entry.id, lock_key, token, ctx, finished)
+        token = lock_token(self.name, entry.id)
+        writer = self.fences.writer(
+            self.name, entry.id, task.scene_id, token, self.settings.lock_ttl_ms
         )
+        ctx = TaskContext(delivery=delivery, log=log, writer=writer, lost=writer.lost)
+        finished = asyncio.Event()
+        self._running.add(entry.id)
+        keep_alive = asyncio.create_task(self.keep_alive.run(writer, finished))
         metrics.TASKS_IN_FLIGHT.inc()
         try:
-            if not await self._lock(lock_key, token, log):
-                return  # stopping while another worker held the scene: stays pending
-            if await self.redis.sismember(self.keys.done(task.job_id), task.scene_id):
-                async with self.redis.pipeline(transaction=True) as pipe:
-                    self.queue.stage_ack(pipe, entry.id)
-                    await pipe.execute()
+            if not await self._lock(writer, log):
+                return  # stopping, or lost, while another delivery held the scene
+            if claimed.previous is not None:
+                await self._note_abandoned(writer, claimed)
+            if await self._retry_redis(
+                lambda: self.redis.sismember(self.keys.done(task.job_id), task.scene_id),
+                "done check",
+            ):
+                await writer.transact(self._ack_only(entry.id), final=True)
                 log.info("task_already_done")
                 return
-            opening = list(await self.before_start(delivery)) if self.before_start else []
-            opening.append(
-                SceneStarted(
-                    job_id=task.job_id,
-                    scene_id=task.scene_id,
-                    attempt=delivery.attempt,
-                    worker=self.name,
-                )
-            )
-            await self.events.append(opening)
-            metrics.TASKS_STARTED.inc()
-            started = time.perf_counter()
-            try:
-                final = await self.handler(ctx)
-            except Exception as exc:
-                await self._fail(ctx, entry, exc)
-            else:
-                elapsed = time.perf_counter() - started
-                await self._succeed(ctx, final, elapsed)
-                metrics.TASK_SECONDS.observe(elapsed)
+            await self._start(ctx)
+            await self._work(ctx, entry)
+        except Fenced as exc:
+            metrics.TASKS_LOST.inc()
+            log.warning("task_lost", reason=str(exc))
         finally:
+            writer.close()
             metrics.TASKS_IN_FLIGHT.dec()
             # Told to stop rather than cancelled: redis-py can swallow a cancellation that
             # lands mid-command, which left the loop running and this await hanging.
@@ -377,88 +239,139 @@ class Worker:
                 await asyncio.wait_for(keep_alive, self.settings.heartbeat_ms * 3 / 1000)
             except (TimeoutError, Exception) as exc:
                 log.warning("keep_alive_stopped_badly", error=repr(exc))
-            await self.locks.release(lock_key, token)
+            self._running.discard(entry.id)
+            await self._release(writer, log)
 
-    async def _lock(self, key: str, token: str, log: structlog.typing.FilteringBoundLogger) -> bool:
-        """Take the scene lock, waiting while another worker holds it."""
-        waited = False
-        while not await self.locks.acquire(key, token, self.settings.lock_ttl_ms):
-            if not waited:
-                log.info("scene_locked_elsewhere", owner=await self.locks.owner(key))
-                waited = True
-            if self.stopping:
-                return False
-            await asyncio.sleep(min(0.2, self.settings.heartbeat_ms / 1000))
-        return True
+    async def _start(self, ctx: TaskContext) -> None:
+        delivery = ctx.delivery
+        opening = list(await self.before_start(delivery)) if self.before_start else []
+        opening.append(
+            SceneStarted(
+                job_id=delivery.task.job_id,
+                scene_id=delivery.task.scene_id,
+                attempt=delivery.attempt,
+                worker=self.name,
+            )
+        )
+        await ctx.writer.append(opening)
+        metrics.TASKS_STARTED.inc()
 
-    async def _keep_alive_loop(
-        self,
-        entry_id: str,
-        lock_key: str,
-        token: str,
-        ctx: TaskContext,
-        finished: asyncio.Event,
-    ) -> None:
-        interval = self.settings.heartbeat_ms / 1000
-        while not finished.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(finished.wait(), interval)
-                return
-            owned = await self._refresh(self.redis, entry_id, lock_key, token)
-            if not owned and not ctx.lost.is_set() and not finished.is_set():
-                ctx.lost.set()
-                ctx.log.warning("task_no_longer_owned")
+    async def _work(self, ctx: TaskContext, entry: Entry) -> None:
+        """Run the handler and record how the delivery ended."""
+        started = time.perf_counter()
+        try:
+            final = await self._run_handler(ctx)
+        except Fenced:
+            raise
+        except StopWorker as exc:
+            await self._failed(ctx, entry, exc)
+            self.stopped_for = describe(exc)
+            self._log.error("worker_cannot_continue", reason=self.stopped_for)
+            self.stop()
+        except Exception as exc:
+            ctx.log.warning("task_error", exc_info=exc)
+            await self._failed(ctx, entry, exc)
+        else:
+            elapsed = time.perf_counter() - started
+            await self.outcomes.done(ctx, final)
+            metrics.TASK_SECONDS.observe(elapsed)
+            ctx.log.info("task_done", duration_ms=round(elapsed * 1000, 1))
 
-    def _refresh(
-        self, client: Redis | Pipeline, entry_id: str, lock_key: str, token: str
-    ) -> Awaitable[int]:
-        return self._keep_alive(
-            keys=[self.keys.queue, lock_key],
-            args=[self.queue.group, self.name, entry_id, token, self.settings.lock_ttl_ms],
-            client=client,
+    async def _run_handler(self, ctx: TaskContext) -> Sequence[EventBase]:
+        """The handler's final events; raises what it raised, DeadlineExceeded past
+        ``task_timeout_s`` or Fenced once the scene is lost (the handler is cancelled)."""
+        work: asyncio.Future[Sequence[EventBase]] = asyncio.ensure_future(self.handler(ctx))
+        lost: asyncio.Future[Any] = asyncio.ensure_future(ctx.lost.wait())
+        watched: set[asyncio.Future[Any]] = {work, lost}
+        try:
+            done, _ = await asyncio.wait(
+                watched,
+                timeout=self.settings.task_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            lost.cancel()
+            if not work.done():
+                work.cancel()
+                # A handler awaiting a thread unwinds at once; the thread runs on, but its
+                # results reach nothing: the writer is closed when this delivery ends.
+                await asyncio.wait({work}, timeout=_CANCEL_WAIT_S)
+        if work in done:
+            final: Sequence[EventBase] = work.result()
+            return final
+        if ctx.lost.is_set():
+            raise Fenced("another worker took the scene over; the handler was stopped")
+        raise DeadlineExceeded(f"the task ran past its {self.settings.task_timeout_s:g} s deadline")
+
+    async def _failed(self, ctx: TaskContext, entry: Entry, exc: BaseException) -> None:
+        error = AttemptError(
+            attempt=ctx.delivery.attempt,
+            error=describe(exc),
+            consumer=self.name,
+            failure=TRANSIENT if isinstance(exc, StopWorker) else failure_class(exc),
+        )
+        await self.outcomes.failed(ctx, entry, error)
+
+    async def _note_abandoned(self, writer: SceneWriter, claimed: Claimed) -> None:
+        """Record "stopped responding" for a previous delivery that ended with no error."""
+        previous = claimed.previous
+        assert previous is not None
+        task = decode_task(claimed.entry)
+        errors = await self._retry_redis(lambda: self.queue.errors(claimed.entry.id), "errors")
+        if len(errors) >= previous.deliveries:
+            return
+        error = stopped_responding(previous, task)
+        await self.outcomes.abandoned(writer, task, error)
+        self._log.warning(
+            "task_abandoned",
+            entry_id=claimed.entry.id,
+            error=error.error,
+            job_id=task.job_id,
+            scene_id=task.scene_id,
+            attempt=error.attempt,
         )
 
-    async def _succeed(
-        self, ctx: TaskContext, final: Sequence[EventBase], elapsed_s: float
+    async def _lock(self, writer: SceneWriter, log: structlog.typing.FilteringBoundLogger) -> bool:
+        """Take the scene lock, waiting while another delivery holds it."""
+        o = writer.owner
+        waited = False
+        while True:
+            if await self._retry_redis(
+                lambda: self.locks.acquire(o.lock_key, o.token, o.lock_ttl_ms), "lock"
+            ):
+                writer.holding = True
+                return True
+            if not waited:
+                owner = await self._retry_redis(lambda: self.locks.owner(o.lock_key), "lock")
+                log.info("scene_locked_elsewhere", owner=owner)
+                waited = True
+            if self.stopping or writer.lost.is_set():
+                return False
+            await asyncio.sleep(min(0.2, self.settings.heartbeat_ms / 1000))
+
+    async def _release(
+        self, writer: SceneWriter, log: structlog.typing.FilteringBoundLogger
     ) -> None:
-        task = ctx.delivery.task
-        done_key = self.keys.done(task.job_id)
-        outcome: Outcome = next((e.status for e in final if isinstance(e, SceneCompleted)), "ok")
-        async with self.redis.pipeline(transaction=True) as pipe:
-            await self.events.stage(pipe, final)
-            pipe.sadd(done_key, task.scene_id)
-            pipe.expire(done_key, self.settings.attempts_ttl_s)
-            self.queue.stage_ack(pipe, ctx.delivery.entry_id)
-            await self.completion.stage_end(pipe, task.job_id, task.scene_id, outcome)
-            await pipe.execute()
-        metrics.TASKS_SUCCEEDED.inc()
-        ctx.log.info("task_done", duration_ms=round(elapsed_s * 1000, 1))
-
-    async def _fail(self, ctx: TaskContext, entry: Entry, exc: Exception) -> None:
-        delivery, task = ctx.delivery, ctx.delivery.task
-        error = AttemptError(attempt=delivery.attempt, error=describe(exc), consumer=self.name)
-        will_retry = delivery.deliveries < self.settings.max_attempts
-        metrics.TASKS_FAILED.labels(will_retry=str(will_retry).lower()).inc()
-        ctx.log.warning("task_failed", error=error.error, will_retry=will_retry, exc_info=exc)
-        if not will_retry:
-            errors = [*await self.queue.errors(delivery.entry_id), error]
-            await self._dead_letter(entry, task, errors)
+        """Free the scene lock if this delivery still holds it; with Redis away it expires."""
+        if not writer.holding:
             return
-        async with self.redis.pipeline(transaction=True) as pipe:
-            self.queue.stage_error(pipe, delivery.entry_id, error, self.settings.attempts_ttl_s)
-            await self.events.stage(
-                pipe, [_failed(task, delivery.attempt, error.error, will_retry)]
-            )
-            # Restart the entry's idle clock so the backoff counts from this failure.
-            await self._refresh(pipe, delivery.entry_id, self.keys.lock(task.scene_id), "")
-            await pipe.execute()
+        try:
+            await self.locks.release(writer.owner.lock_key, writer.owner.token)
+        except REDIS_DOWN as exc:
+            log.warning("lock_left_to_expire", error=str(exc))
 
+    def _ack_only(self, entry_id: str) -> Callable[[Pipeline], Awaitable[None]]:
+        async def build(pipe: Pipeline) -> None:
+            self.queue.stage_ack(pipe, entry_id)
 
-def _failed(task: SceneTask, attempt: int, error: str, will_retry: bool) -> SceneFailed:
-    return SceneFailed(
-        job_id=task.job_id,
-        scene_id=task.scene_id,
-        attempt=attempt,
-        error=error,
-        will_retry=will_retry,
-    )
+        return build
+
+    async def _undecodable(self, entry: Entry, reason: str) -> None:
+        await self._retry_redis(
+            lambda: self.queue.dead_letter_undecodable(entry, reason), "dead letter"
+        )
+        metrics.TASKS_DEAD.labels(reason="undecodable").inc()
+        self._log.error("task_undecodable", entry_id=entry.id, error=reason)
+
+    async def _retry_redis(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        return await through_outage(call, self.link, self.settings.redis_retry_max_ms, what)

@@ -4,7 +4,7 @@
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 \
-    MODOMO_MODEL_DIR=/runpod-volume/modomo-models MODOMO_MODEL_PROFILE=auto \
+    MODOMO_MODEL_DIR=/runpod-volume/modomo-models MODOMO_MODEL_PROFILE=real \
     MODOMO_WORKER_HTTP_PORT=8090 MODOMO_LOG_FORMAT=json
 
 RUN apt-get update && apt-get install -y --no-install-recommends \

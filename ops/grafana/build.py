@@ -92,8 +92,10 @@ PIPELINE = dashboard(
                 "pending": "max(modomo_queue_pending)",
                 "in flight": "sum(modomo_tasks_in_flight)",
                 "dead": "max(modomo_dead_tasks)",
+                "never delivered": "max(modomo_queue_undelivered)",
             },
         ),
+        panel("Live GPU workers", {"workers": "max(modomo_queue_consumers_live)"}),
         panel("Jobs started per hour", {"jobs": "sum(rate(modomo_jobs_created_total[1h])) * 3600"}),
         panel("Stage latency", quantiles("modomo_stage_duration_seconds", "stage"), unit="s"),
         panel(
@@ -154,6 +156,10 @@ API = dashboard(
                 "{{projector}}": "sum by (projector) "
                 "(rate(modomo_projector_parked_total[1h])) * 3600"
             },
+        ),
+        panel(
+            "Parked events waiting for an operator",
+            {"{{projector}}": "max by (projector) (modomo_projector_parked_open)"},
         ),
         panel(
             "Active projector instances",

@@ -30,7 +30,7 @@ from modomo.projections.registry import select
 from modomo.projections.runner import ProjectorRunner
 from modomo.settings import Settings
 from modomo.storage import Storage
-from modomo.streams.worker import TaskContext
+from modomo.streams.delivery import TaskContext
 from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
 
 
@@ -48,8 +48,11 @@ class Api:
 
 
 @asynccontextmanager
-async def running_api(settings: Settings, s3_endpoint: str) -> AsyncIterator[Api]:
-    """The API on a free port with every projector running, and a fresh bucket."""
+async def running_api(
+    settings: Settings, s3_endpoint: str, projectors: bool = True
+) -> AsyncIterator[Api]:
+    """The API on a free port with every projector running (unless ``projectors`` is
+    False: a test then runs its own), and a fresh bucket."""
     settings = msgspec.structs.replace(
         settings,
         s3_endpoint_url=s3_endpoint,
@@ -63,7 +66,10 @@ async def running_api(settings: Settings, s3_endpoint: str) -> AsyncIterator[Api
     async with Storage.open(settings) as storage:
         await storage.ensure_bucket(settings.browser_origins)
     redis = Redis.from_url(settings.redis_url)
-    runners = [ProjectorRunner(settings, redis, p, lease_poll_s=0.05) for p in select(None)]
+    runners = [
+        ProjectorRunner(settings, redis, p, lease_poll_s=0.05)
+        for p in (select(None) if projectors else [])
+    ]
     tasks = [asyncio.create_task(r.run()) for r in runners]
     server = uvicorn.Server(
         uvicorn.Config(

@@ -29,6 +29,7 @@ def fast_settings(prefix: str, **overrides: object) -> Settings:
         "reclaim_interval_ms": 50,
         "block_ms": 100,
         "lock_ttl_ms": 3000,
+        "projector_lease_ms": 2000,
         "shutdown_grace_s": 10.0,
         "log_format": "json",
     }

@@ -93,3 +93,26 @@ async def dump(
         return out
     finally:
         await conn.close()
+
+
+async def reference_dump(
+    redis: Redis, settings: Settings, last: str, tables: Sequence[str]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """``tables`` after a clean run of the same log, in this process, in schemas of their
+    own beside ``settings``' (the end state every fault test is compared against)."""
+    import msgspec
+
+    from modomo.projections.migrate import migrate
+
+    ref = msgspec.structs.replace(
+        settings,
+        db_schema=f"{settings.db_schema}_ref",
+        db_log_schema=f"{settings.db_log_schema}_ref",
+    )
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn, ref.db_schema, ref.db_log_schema)
+    finally:
+        await conn.close()
+    await project(redis, ref, last)
+    return await dump(ref, tables=tables)

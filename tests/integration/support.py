@@ -21,9 +21,10 @@ from modomo.domain.events import Event, JobCreated
 from modomo.domain.stages import SceneTask
 from modomo.settings import Settings
 from modomo.streams.completion import JobCompletion
+from modomo.streams.delivery import BeforeStart, Handler
 from modomo.streams.keys import EVENT_FIELD, Keys
 from modomo.streams.log import Appended, EventLog
-from modomo.streams.worker import BeforeStart, Handler, Worker
+from modomo.streams.worker import Worker
 from tests.integration.handlers import calls_key
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -230,6 +230,7 @@ async def test_authentication_and_roles(api: Api) -> None:
         assert "expired" in expired.json()["detail"]
         assert (await anonymous.get("/health")).json() == {
             "ok": True,
+            "status": "ok",
             "redis": "ok",
             "postgres": "ok",
         }

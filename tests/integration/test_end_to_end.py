@@ -103,6 +103,15 @@ async def test_review_then_replay_gives_the_same_tables(system: Api) -> None:
             await wait_for(lambda: _finished(client, job_id), within=300, what="the job")
             scene = (await client.get(f"/scenes/{scene_ids[0]}")).json()
             assert scene["objects"], "the tiny detector finds furniture in the synthetic room"
+            refs = scene["model_refs"]
+            assert set(refs) == {
+                "scene", "style", "detect", "label", "segment", "material", "depth", "caption",
+                "palette",
+            }  # fmt: skip
+            assert {r["profile"] for r in refs.values()} == {"tiny"}
+            for stage in ("detect", "depth", "caption"):  # the weights each result came from
+                assert refs[stage]["digest"].startswith("sha256:"), refs[stage]
+                assert refs[stage]["id"] == scene["models"][stage]
             target = scene["objects"][0]
             patched = await client.patch(
                 f"/objects/{target['object_id']}",

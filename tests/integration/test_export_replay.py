@@ -28,7 +28,8 @@ from modomo.export.archive import FORMATS, build_export
 from modomo.export.run import export_dataset
 from modomo.projections import db
 from modomo.projections.archive import ArchiveProjector
-from modomo.projections.projector import apply_batch, decode_entry
+from modomo.projections.batch import apply_batch
+from modomo.projections.projector import Checkpoint, decode_entry
 from modomo.projections.registry import select
 from modomo.projections.replay import replay
 from modomo.settings import Settings
@@ -71,13 +72,13 @@ async def _archive(settings: Settings, redis: Redis, keys: Keys, upto: int) -> N
     conn = await db.connect(settings)
     try:
         archive = ArchiveProjector()
-        await archive.prepare(conn)
         position = await conn.fetchval(
             "SELECT position FROM log_checkpoints WHERE name = 'archive'"
         )
         fresh = [e for e in entries if position is None or e.ms_seq > _parse(position)]
         if fresh:
-            assert await apply_batch(conn, archive, fresh, position or "0-0") is None
+            expected = Checkpoint(position or "0-0")
+            assert (await apply_batch(conn, archive, fresh, expected)).applied
     finally:
         await conn.close()
 

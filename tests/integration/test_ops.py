@@ -36,7 +36,7 @@ def test_prometheus_config_and_rules_are_valid() -> None:
         timeout=60,
     )
     assert config.returncode == 0, config.stdout + config.stderr
-    assert "5 rules found" in config.stdout + config.stderr
+    assert "7 rules found" in config.stdout + config.stderr
 
 
 @needs_promtool

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -20,13 +16,13 @@ import msgspec
 import pytest
 from redis.asyncio import Redis
 
-from modomo.demo.services import free_port
 from modomo.projections.migrate import migrate
 from modomo.projections.registry import READ_TABLES, select
 from modomo.projections.runner import ProjectorRunner
 from modomo.settings import Settings
 from modomo.synthetic.log import synthetic_log
-from tests.integration.projection_support import caught_up, dump, project, publish
+from tests.faults.outages import PostgresCluster
+from tests.integration.projection_support import caught_up, dump, publish, reference_dump
 from tests.integration.support import ROOT, settings_env, stop_process, wait_for
 
 pytestmark = pytest.mark.integration
@@ -46,17 +42,7 @@ def _spawn(settings: Settings, *names: str) -> subprocess.Popen[bytes]:
 
 
 async def _reference(redis: Redis, settings: Settings, last: str) -> dict[str, Any]:
-    """The same log projected cleanly, in this process, into schemas of its own."""
-    ref = msgspec.structs.replace(
-        settings,
-        db_schema=f"{settings.db_schema}_ref",
-        db_log_schema=f"{settings.db_log_schema}_ref",
-    )
-    conn = await asyncpg.connect(settings.database_url)
-    await migrate(conn, ref.db_schema, ref.db_log_schema)
-    await conn.close()
-    await project(redis, ref, last)
-    return await dump(ref, tables=TABLES_AND_LOG)
+    return await reference_dump(redis, settings, last, TABLES_AND_LOG)
 
 
 async def test_projector_killed_at_random_points_ends_with_identical_tables(
@@ -82,7 +68,7 @@ async def test_projector_killed_at_random_points_ends_with_identical_tables(
     try:
 
         async def leased() -> bool:
-            return await _lease_holders(settings, "scenes") == {f"modomo:{final.pid}"}
+            return await _lease_holders(settings, "scenes") == {final.pid}
 
         await wait_for(leased, what="the last process to take the lease")
 
@@ -99,24 +85,18 @@ async def test_projector_killed_at_random_points_ends_with_identical_tables(
     assert await dump(settings, tables=TABLES_AND_LOG) == await _reference(redis, settings, last)
 
 
-def _application_holding(conn_rows: list[Any]) -> set[str]:
-    return {r["application_name"] for r in conn_rows}
-
-
-async def _lease_holders(settings: Settings, name: str) -> set[str]:
-    key = select([name])[0].lease_key(settings.db_schema)
-    unsigned = key & 0xFFFFFFFFFFFFFFFF
+async def _lease_holders(settings: Settings, name: str) -> set[int]:
+    """Pids of the processes holding an unexpired lease on projector ``name``."""
     conn = await asyncpg.connect(settings.database_url)
     try:
         rows = await conn.fetch(
-            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-            "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1 AND l.objid = $2",
-            unsigned >> 32,
-            unsigned & 0xFFFFFFFF,
+            f'SELECT holder FROM "{settings.db_log_schema}".projector_leases '
+            "WHERE name = $1 AND expires_at > now()",
+            f"{settings.db_schema}:{name}",
         )
     finally:
         await conn.close()
-    return _application_holding(rows)
+    return {int(r["holder"].split(":")[1]) for r in rows}
 
 
 async def test_second_projector_process_stands_by_and_takes_over(
@@ -133,24 +113,25 @@ async def test_second_projector_process_stands_by_and_takes_over(
 
         await wait_for(one_holder, what="one process to take the lease")
         [holder] = await _lease_holders(settings, "scenes")
-        active = next(p for p in procs if holder == f"modomo:{p.pid}")
+        active = next(p for p in procs if holder == p.pid)
         standby = next(p for p in procs if p is not active)
 
         async def half_done() -> bool:
             return await caught_up(settings, ["scenes"], first_half)
 
         await wait_for(half_done, what="the active process to project the first half")
-        assert await _lease_holders(settings, "scenes") == {f"modomo:{active.pid}"}
+        assert await _lease_holders(settings, "scenes") == {active.pid}
 
         active.send_signal(signal.SIGKILL)
         active.wait(10)
         took_over = time.monotonic()
 
         async def standby_holds() -> bool:
-            return await _lease_holders(settings, "scenes") == {f"modomo:{standby.pid}"}
+            return await _lease_holders(settings, "scenes") == {standby.pid}
 
         await wait_for(standby_holds, what="the standby to take the lease")
-        assert time.monotonic() - took_over < 5
+        # The dead holder's lease runs out, then the standby's next poll (1 s) takes it.
+        assert time.monotonic() - took_over < settings.projector_lease_ms / 1000 + 4
         last = await publish(redis, settings, events[len(events) // 2 :])
 
         async def all_done() -> bool:
@@ -165,59 +146,24 @@ async def test_second_projector_process_stands_by_and_takes_over(
     assert await dump(settings, tables=tables) == {t: ref[t] for t in tables}
 
 
-def _as_postgres(*args: str) -> None:
-    subprocess.run(
-        ["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=60
-    )
-
-
 @pytest.fixture
-def own_postgres() -> Iterator[tuple[str, Path, int]]:
-    """A throwaway PostgreSQL server of this test's own, which the test may restart."""
-    bindir = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-    if not bindir or shutil.which("runuser") is None or os.geteuid() != 0:
-        pytest.skip("needs Debian's PostgreSQL binaries and root to run them as postgres")
-    folder = Path(tempfile.mkdtemp(prefix="modomo-pg-"))
-    shutil.chown(folder, "postgres", "postgres")
-    data = folder / "data"
-    port = free_port()
-    _as_postgres(str(bindir[-1] / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
-    ctl = str(bindir[-1] / "pg_ctl")
-    options = (
-        f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c synchronous_commit=off -c full_page_writes=off"
-    )
-    # -l: the server must not hold our output pipe, or waiting for pg_ctl never ends.
-    _as_postgres(ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start")
+async def restartable(db_settings: Settings) -> AsyncIterator[tuple[Settings, PostgresCluster]]:
+    """A throwaway PostgreSQL server of this test's own, migrated, which it may restart."""
+    cluster = PostgresCluster()
     try:
-        yield ctl, data, port
+        settings = msgspec.structs.replace(db_settings, database_url=cluster.url)
+        conn = await asyncpg.connect(settings.database_url)
+        await migrate(conn, settings.db_schema, settings.db_log_schema)
+        await conn.close()
+        yield settings, cluster
     finally:
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", ctl, "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            timeout=60,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-async def restartable(
-    own_postgres: tuple[str, Path, int], db_settings: Settings
-) -> AsyncIterator[tuple[Settings, str, Path]]:
-    ctl, data, port = own_postgres
-    settings = msgspec.structs.replace(
-        db_settings, database_url=f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    )
-    conn = await asyncpg.connect(settings.database_url)
-    await migrate(conn, settings.db_schema, settings.db_log_schema)
-    await conn.close()
-    return settings, ctl, data
+        cluster.close()
 
 
 async def test_postgres_restart_mid_projection_loses_and_duplicates_nothing(
-    redis: Redis, restartable: tuple[Settings, str, Path]
+    redis: Redis, restartable: tuple[Settings, PostgresCluster]
 ) -> None:
-    settings, ctl, data = restartable
+    settings, cluster = restartable
     events = synthetic_log(9, 300)
     last = await publish(redis, settings, events)
     runners = [ProjectorRunner(settings, redis, p, lease_poll_s=0.1) for p in select(None)]
@@ -235,18 +181,7 @@ async def test_postgres_restart_mid_projection_loses_and_duplicates_nothing(
             return bool(count)
 
         await wait_for(started, what="projection to begin")
-        await asyncio.to_thread(
-            _as_postgres,
-            ctl,
-            "-D",
-            str(data),
-            "-m",
-            "fast",
-            "-l",
-            str(data.parent / "log"),
-            "-w",
-            "restart",
-        )
+        await asyncio.to_thread(cluster.restart)
 
         async def done() -> bool:
             try:

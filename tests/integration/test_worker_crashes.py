@@ -139,9 +139,11 @@ async def test_two_consumers_racing_for_one_scene_do_the_work_once(
     assert await _completed(redis, settings, job_id, "slow-dup") == 1
 
 
-async def test_stalled_worker_keeps_its_scene_when_its_claim_is_taken(
+async def test_stalled_worker_loses_its_scene_and_appends_nothing_more(
     redis: Redis, settings: Settings
 ) -> None:
+    """A worker whose loop stalls past the backoff loses the claim and the lock together;
+    when it wakes up its finished result is refused: the rescuer's run is the only one."""
     job_id, _ = await enqueue(redis, settings, ["block-s"])
     stalled = spawn_worker(settings, MODOMO_TEST_BLOCK_S="1.5")
     try:
@@ -166,8 +168,18 @@ async def test_stalled_worker_keeps_its_scene_when_its_claim_is_taken(
     finally:
         stop_process(stalled)
     assert code == 0
-    assert len(await calls(redis, settings, "block-s")) == 1
-    assert await _completed(redis, settings, job_id, "block-s") == 1
+    seen = await calls(redis, settings, "block-s")
+    assert [(attempt, pid) for _, attempt, pid in seen] == [(1, stalled.pid), (2, seen[1][2])]
+    assert seen[1][2] != stalled.pid
+    events = await job_events(redis, settings, job_id)
+    assert [type(e).__name__ for e in events if getattr(e, "scene_id", None) == "block-s"] == [
+        "SceneStarted",  # the stalled worker, attempt 1
+        "SceneFailed",  # "stopped responding", recorded by the rescuer
+        "SceneStarted",  # the rescuer, attempt 2
+        "SceneCompleted",  # the rescuer's: the stalled worker's own result was refused
+    ]
+    [done] = [e for e in events if isinstance(e, SceneCompleted)]
+    assert done.attempt == 2
 
 
 async def test_sigterm_finishes_the_running_task_and_reads_nothing_new(

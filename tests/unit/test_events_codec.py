@@ -82,7 +82,7 @@ def tuples_of(strategy: Strategy, max_size: int = 4) -> Strategy:
     return st.lists(strategy, max_size=max_size).map(tuple)
 
 
-MODEL_REF: Strategy = st.builds(ModelRef, id=TEXT, profile=TEXT)
+MODEL_REF: Strategy = st.builds(ModelRef, id=TEXT, profile=TEXT, digest=TEXT)
 SCORED: Strategy = st.builds(Scored, code=TEXT, score=FLOAT)
 DETECTION: Strategy = st.builds(
     Detection, object_id=TEXT, category=TEXT, confidence=FLOAT, bbox=BBOX, label=TEXT
@@ -108,8 +108,9 @@ REGISTERED_SCENE: Strategy = st.builds(
     filename=TEXT,
     etag=TEXT,
 )
+FAILURE: Strategy = st.sampled_from(["input", "transient"])
 ATTEMPT_ERROR: Strategy = st.builds(
-    AttemptError, attempt=INT, error=TEXT, consumer=TEXT, at=UTC_DATETIME
+    AttemptError, attempt=INT, error=TEXT, consumer=TEXT, at=UTC_DATETIME, failure=FAILURE
 )
 STAGE_FLAGS: Strategy = st.builds(StageFlags, **dict.fromkeys(STAGES, BOOL))
 ATTR_VALUE: Strategy = st.one_of(TEXT, INT, FLOAT, BOOL)
@@ -199,12 +200,20 @@ SPECS: dict[str, EventSpec] = {
         failed_stages=tuples_of(STAGE),
         duration_ms=FLOAT,
     ),
-    "scene_failed": spec(SceneFailed, **scene_fields(), error=TEXT, will_retry=BOOL, stage=TEXT),
+    "scene_failed": spec(
+        SceneFailed,
+        **scene_fields(),
+        error=TEXT,
+        will_retry=BOOL,
+        stage=TEXT,
+        failure=FAILURE,
+    ),
     "scene_dead": spec(
         SceneDeadLettered,
         **scene_fields(),
         errors=tuples_of(ATTEMPT_ERROR),
         dead_entry_id=TEXT,
+        reason=TEXT,
     ),
     "job_done": spec(
         JobCompleted,

@@ -207,6 +207,12 @@ INT_VARS = [
     "MODOMO_WORKER_CONCURRENCY",
     "MODOMO_WORKER_MAX_BATCH",
     "MODOMO_WORKER_HTTP_PORT",
+    "MODOMO_PROJECTOR_LEASE_MS",
+    "MODOMO_PROJECTOR_TRIM_MARGIN",
+    "MODOMO_SUPERVISOR_MAX_RESTARTS",
+    "MODOMO_REDIS_HEALTH_CHECK_S",
+    "MODOMO_REDIS_RETRY_MAX_MS",
+    "MODOMO_JOB_RETENTION_S",
 ]
 
 
@@ -410,6 +416,13 @@ def env_values() -> dict[str, Any]:
         "MODOMO_DB_LOG_SCHEMA": "lg",
         "MODOMO_DB_STATEMENT_CACHE_SIZE": "0",
         "MODOMO_PROJECTOR_BATCH": "50",
+        "MODOMO_DB_CONNECT_TIMEOUT_S": "3",
+        "MODOMO_DB_COMMAND_TIMEOUT_S": "30",
+        "MODOMO_PROJECTOR_LEASE_MS": "4000",
+        "MODOMO_PROJECTOR_TRIM_INTERVAL_S": "5",
+        "MODOMO_PROJECTOR_TRIM_MARGIN": "100",
+        "MODOMO_SUPERVISOR_MAX_RESTARTS": "2",
+        "MODOMO_SUPERVISOR_WINDOW_S": "30",
         "MODOMO_API_HOST": "0.0.0.0",
         "MODOMO_REDIS_MAX_CONNECTIONS": "16",
         "MODOMO_API_PORT": "9090",
@@ -429,6 +442,15 @@ def env_values() -> dict[str, Any]:
         "MODOMO_WORKER_MAX_BATCH": "4",
         "MODOMO_WORKER_HTTP_PORT": "9191",
         "MODOMO_WORKER_IDLE_EXIT_S": "600",
+        "MODOMO_REDIS_SOCKET_TIMEOUT_S": "20",
+        "MODOMO_REDIS_CONNECT_TIMEOUT_S": "2",
+        "MODOMO_REDIS_HEALTH_CHECK_S": "5",
+        "MODOMO_REDIS_RETRY_MAX_MS": "1000",
+        "MODOMO_JOB_RETENTION_S": "600",
+        "MODOMO_QUEUE_TRIM_INTERVAL_S": "5",
+        "MODOMO_TASK_TIMEOUT_S": "120",
+        "MODOMO_STAGE_TIMEOUT_S": "60",
+        "MODOMO_S3_TIMEOUT_S": "10",
         "MODOMO_STYLE_THRESHOLD": "0.3",
         "MODOMO_MATERIAL_THRESHOLD": "0.25",
         "MODOMO_DETECT_CONFIDENCE": "0.4",
@@ -465,6 +487,12 @@ def test_override_replaces_a_malformed_variable_of_the_same_field() -> None:
         ("MODOMO_METRICS_PORT", "70000"),
         ("MODOMO_SHUTDOWN_GRACE_S", "nan"),
         ("MODOMO_SHUTDOWN_GRACE_S", "inf"),
+        ("MODOMO_TASK_TIMEOUT_S", "0"),
+        ("MODOMO_STAGE_TIMEOUT_S", "inf"),
+        ("MODOMO_JOB_RETENTION_S", "0"),
+        ("MODOMO_REDIS_CONNECT_TIMEOUT_S", "-1"),
+        ("MODOMO_REDIS_RETRY_MAX_MS", "0"),
+        ("MODOMO_S3_TIMEOUT_S", "nan"),
     ],
 )
 def test_out_of_range_values_name_their_variable(var: str, raw: str) -> None:
@@ -483,3 +511,35 @@ def test_the_development_jwt_secret_is_refused_beyond_loopback() -> None:
         Settings.from_env({"MODOMO_JWT_SECRET": "short"})
     with pytest.raises(SettingsError, match=r"at least 32"):
         Settings.from_env({"MODOMO_JWT_SECRET": "x" * 31})
+
+
+@pytest.mark.parametrize(
+    ("var", "raw", "says"),
+    [
+        ("MODOMO_DB_CONNECT_TIMEOUT_S", "0", "positive number of seconds"),
+        ("MODOMO_DB_COMMAND_TIMEOUT_S", "inf", "positive number of seconds"),
+        ("MODOMO_PROJECTOR_LEASE_MS", "50", "at least 100"),
+        ("MODOMO_PROJECTOR_TRIM_INTERVAL_S", "-1", "finite number of seconds"),
+        ("MODOMO_PROJECTOR_TRIM_MARGIN", "-5", "must not be negative"),
+        ("MODOMO_SUPERVISOR_MAX_RESTARTS", "-1", "must not be negative"),
+        ("MODOMO_SUPERVISOR_WINDOW_S", "0", "positive number of seconds"),
+    ],
+)
+def test_fault_tolerance_settings_name_their_variable(var: str, raw: str, says: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{var}: .*{says}"):
+        from_env(**{var: raw})
+
+
+def test_a_stage_deadline_beyond_the_task_deadline_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^MODOMO_STAGE_TIMEOUT_S: must not exceed"):
+        from_env(MODOMO_TASK_TIMEOUT_S="10", MODOMO_STAGE_TIMEOUT_S="11")
+    assert from_env(MODOMO_TASK_TIMEOUT_S="10", MODOMO_STAGE_TIMEOUT_S="10").stage_timeout_s == 10
+
+
+def test_the_redis_socket_timeout_must_outlast_every_blocking_read() -> None:
+    # The SSE hub blocks 5 s; an idle blocking read must not look like an outage.
+    with pytest.raises(SettingsError, match=r"^MODOMO_REDIS_SOCKET_TIMEOUT_S"):
+        from_env(MODOMO_REDIS_SOCKET_TIMEOUT_S="5")
+    with pytest.raises(SettingsError, match=r"^MODOMO_REDIS_SOCKET_TIMEOUT_S"):
+        from_env(MODOMO_BLOCK_MS="10000", MODOMO_REDIS_SOCKET_TIMEOUT_S="10.5")
+    assert from_env(MODOMO_REDIS_SOCKET_TIMEOUT_S="6").redis_socket_timeout_s == 6

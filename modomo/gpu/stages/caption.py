@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
+from modomo.domain.text import sanitise
 from modomo.gpu.models import HFModel
 from modomo.gpu.runtime import Runtime, inference
 
@@ -26,4 +27,5 @@ def caption(captioner: HFModel, runtime: Runtime, images: Sequence[Image.Image])
         )
     # The first token is BLIP's decoder start token ([DEC]), not part of the caption.
     texts = processor.batch_decode(tokens[:, 1:], skip_special_tokens=True)
-    return [" ".join(str(text).split()) for text in texts]
+    # A model can emit any characters; the log takes only text PostgreSQL can store.
+    return [sanitise(" ".join(str(text).split())) for text in texts]

@@ -123,7 +123,7 @@ export interface paths {
         };
         /**
          * Live job events (Server-Sent Events)
-         * @description Each event's `id:` is its Redis stream entry id. A new client gets the job's whole history, then live events; a client reconnecting with `Last-Event-ID` continues right after that entry. Keep-alive comments every 15 s. The stream ends after the job's final event. A browser's EventSource, which cannot send headers, authenticates with `?ticket=` from `POST /jobs/{job_id}/events/ticket` instead; a ticket asked for with `after` resumes there, as Last-Event-ID would.
+         * @description Each event's `id:` is its Redis stream entry id. A new client gets the job's whole history, then live events; a client reconnecting with `Last-Event-ID` continues right after that entry. Keep-alive comments every 15 s. The stream ends after the job's final event. A browser's EventSource, which cannot send headers, authenticates with `?ticket=` from `POST /jobs/{job_id}/events/ticket` instead; a ticket asked for with `after` resumes there, as Last-Event-ID would. A job whose stream has expired from Redis (a while after it ended) is served from the event archive; its ids are then those of the event log.
          */
         get: operations["JobsJobIdEventsEvents"];
         put?: never;
@@ -571,6 +571,11 @@ export interface components {
         /** Health */
         Health: {
             ok: boolean;
+            /**
+             * @default ok
+             * @enum {unknown}
+             */
+            status: "degraded" | "ok";
             redis: string;
             postgres: string;
         };
@@ -614,6 +619,16 @@ export interface components {
             code: string;
             score: number;
             model: string;
+        };
+        /**
+         * ModelRefOut
+         * @description Which model produced a stage's result.
+         */
+        ModelRefOut: {
+            id: string;
+            profile: string;
+            /** @default  */
+            digest: string;
         };
         /** ObjectOut */
         ObjectOut: {
@@ -773,6 +788,10 @@ export interface components {
             avg_conf: number;
             models: {
                 [key: string]: string | null;
+            };
+            /** @default {} */
+            model_refs: {
+                [key: string]: components["schemas"]["ModelRefOut"];
             };
             styles: components["schemas"]["StyleOut"][];
             objects: components["schemas"]["ObjectOut"][];
