@@ -26,7 +26,7 @@ import redis
 
 from modomo.api.auth import Role, issue_token
 from modomo.demo.run import app_link
-from modomo.demo.services import free_port, settings_env, wait_http
+from modomo.demo.services import free_port, settings_env
 from modomo.projections.migrate import migrate
 from modomo.settings import Settings
 from modomo.storage import Storage
@@ -74,6 +74,24 @@ def real_photos() -> list[Path]:
     assets = Path(ultralytics.__file__).parent / "assets"
     images = Path(sklearn.__file__).parent / "datasets" / "images"
     return [assets / "bus.jpg", assets / "zidane.jpg", images / "china.jpg"]
+
+
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes], name: str, log: Path, within_s: float = 120
+) -> None:
+    """Wait until ``url`` answers 200, failing early (with the log's tail) if ``proc`` died."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}: {log.read_text()[-2000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer {url} in {within_s:.0f} s; see {log}")
+        time.sleep(0.2)
 
 
 @dataclass
