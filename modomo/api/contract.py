@@ -43,6 +43,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, ExceptionHandlersMap, Message, Receive, Scope, Send
 
 from modomo.api.auth import declared_role
+from modomo.domain.text import find_problem
 
 SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
     "bearer": SecurityScheme(
@@ -202,9 +203,13 @@ async def strict_bodies(request: Request[Any, Any, Any]) -> None:
     try:
         msgspec.convert(_integral(value), data.annotation, strict=True)
     except msgspec.ValidationError as exc:
-        message = str(exc)
-        key = message.rsplit("at `$.", 1)[-1].rstrip("`") if "at `$." in message else "data"
+        unstorable = find_problem(value)
+        if unstorable is not None:  # named by its path, dict keys included (attrs.colour)
+            raise ValidationException(f"{unstorable[0]}: {unstorable[1]}") from None
+        message, _, where = str(exc).partition(" - at ")
+        # "`$.stages.depth`", or "`key` in `$.attrs`" for a dict's key
+        path = where.rsplit("`$", 1)[-1].strip("`.") if "`$" in where else ""
         raise ValidationException(
             f"Validation failed for {request.method} {request.url.path}",
-            extra=[{"message": message.split(" - at ")[0], "key": key, "source": "body"}],
+            extra=[{"message": message, "key": path or "data", "source": "body"}],
         ) from None
