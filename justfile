@@ -18,8 +18,8 @@ default:
 setup:
     bash scripts/bootstrap.sh
 
-# lint, type-check, then every test against the real Redis and PostgreSQL
-test: lint
+# lint, type-check, check the review app, then every test (real Redis, PostgreSQL, Chromium)
+test: lint web-check
     {{bin}}/pytest -q
 
 # only the pure unit tests (no services needed)
@@ -28,35 +28,60 @@ test-unit:
 
 # ruff and mypy, checking only
 lint:
-    {{bin}}/ruff check modomo tests bench
-    {{bin}}/ruff format --check modomo tests bench
+    {{bin}}/ruff check modomo tests bench scripts
+    {{bin}}/ruff format --check modomo tests bench scripts
     {{bin}}/mypy
+
+# the review app: built if its sources changed, generated types current, tsc and unit tests
+web-check:
+    bash scripts/web.sh ensure
+    bash scripts/web.sh check-types
+    bash scripts/web.sh test
+
+# build the review app (web/) into web/dist, which the API serves at /app
+web:
+    bash scripts/web.sh ensure
+
+# regenerate the review app's types from the API's OpenAPI document (commit the result)
+web-types:
+    bash scripts/web.sh types
+
+# screenshots of every page of the review app into docs/screenshots/ (a real stack, Chromium)
+screenshots: web
+    {{bin}}/python scripts/screenshots.py
 
 # rewrite files to the project's format
 fmt:
-    {{bin}}/ruff check --fix modomo tests bench
-    {{bin}}/ruff format modomo tests bench
+    {{bin}}/ruff check --fix modomo tests bench scripts
+    {{bin}}/ruff format modomo tests bench scripts
 
 # streams against redis-benchmark, projectors against COPY, the API, the pipeline, similarity,
-# Redis memory
-bench:
+# Redis memory, the review app
+bench: web
     {{bin}}/python bench/streams.py
     {{bin}}/python bench/projections.py
     {{bin}}/python bench/api.py
     {{bin}}/python bench/pipeline.py
     {{bin}}/python bench/similarity.py
     {{bin}}/python bench/redis_memory.py
+    {{bin}}/python bench/app.py
 
 # apply pending SQL migrations to MODOMO_DATABASE_URL
 migrate:
     {{bin}}/modomo migrate
 
-# the main job: services up, synthetic room photos uploaded, a live job, a summary
-demo scenes="20":
-    {{bin}}/modomo demo --scenes {{scenes}}
+# the main job, a summary and the app's link, then up until Ctrl-C (just demo 50; just demo --exit)
+demo *args: web
+    #!/usr/bin/env bash
+    set -euo pipefail
+    options=()
+    for arg in {{args}}; do
+        if [[ $arg =~ ^[0-9]+$ ]]; then options+=(--scenes "$arg"); else options+=("$arg"); fi
+    done
+    exec {{bin}}/modomo demo "${options[@]}"
 
-# the services (S3, API, projectors, one GPU worker) until Ctrl-C
-up:
+# the services (S3, API with the review app, projectors, one GPU worker) until Ctrl-C
+up: web
     {{bin}}/modomo up
 
 # the golden-set evaluation: 200 synthetic rooms with their truth, a live job, the scores

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -83,6 +84,15 @@ def _parser() -> argparse.ArgumentParser:
     demo_cmd.add_argument(
         "--golden",
         help="a folder from `modomo golden`: its images are the photos, then the job is scored",
+    )
+    after = demo_cmd.add_mutually_exclusive_group()
+    after.add_argument(
+        "--exit",
+        action="store_true",
+        help="stop everything after the summary (the default without a terminal or with CI set)",
+    )
+    after.add_argument(
+        "--stay", action="store_true", help="keep everything running after the summary"
     )
     demo_cmd.set_defaults(run=_demo)
     up_cmd = sub.add_parser("up", help="run S3, the API, projectors and a GPU worker until Ctrl-C")
@@ -219,10 +229,18 @@ async def _demo(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.scenes <= 500:
         print("modomo: --scenes takes a number from 1 to 500", file=sys.stderr)
         return 2
+    interactive = sys.stdin.isatty() and not os.environ.get("CI")
+    stay = args.stay or (interactive and not args.exit)
+    if not stay and not args.exit:
+        print(
+            "modomo: no terminal (or CI is set): stopping after the summary; --stay keeps "
+            "everything running",
+            file=sys.stderr,
+        )
     try:
         golden = Path(args.golden) if args.golden else None
         return await until_signalled(
-            demo(settings, args.scenes, Path(args.state), golden), stopped=1
+            demo(settings, args.scenes, Path(args.state), stay, golden), stopped=1
         )
     except (ServiceError, CrashLoop, EvalError) as exc:
         print(f"modomo: {exc}", file=sys.stderr)

@@ -17,7 +17,10 @@ from urllib.parse import urlsplit
 import msgspec
 
 LogFormat = Literal["auto", "json", "console"]
-DEV_JWT_SECRET = "dev-only-change-me"
+DEV_JWT_SECRET = "dev-only-change-me-this-is-not-a-secret"
+"""The development default: 32+ bytes like any HS256 key (RFC 7518 §3.2), so PyJWT never
+warns about its length; refused when the API listens beyond loopback."""
+MIN_JWT_SECRET_CHARS = 32
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 ModelProfile = Literal["auto", "real", "tiny", "full-random"]
 WorkerMode = Literal["sequential", "optimized"]
@@ -90,8 +93,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Port of the API (the specification's 8080)."""
     jwt_secret: str = DEV_JWT_SECRET
     """HS256 secret for bearer tokens; set a long random value in production."""
-    cors_origins: tuple[str, ...] = ("http://localhost:5173",)
-    """Front-end origins allowed by CORS, comma-separated."""
+    cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
+    """Front-end origins allowed by CORS, comma-separated (the API's own origin, which serves
+    the review app at ``/app``, needs no entry); also granted by the bucket's CORS rules."""
+    sse_ticket_ttl_s: int = 60
+    """Lifetime of a job-scoped SSE ticket (``POST /jobs/:id/events/ticket``)."""
+    web_dir: str = ""
+    """Folder of the built review app served at ``/app``; empty: ``web/dist`` of the checkout."""
     max_upload_bytes: int = 25 * 1024 * 1024
     """Largest scene image accepted for upload and registration."""
     write_wait_ms: int = 2000
@@ -184,6 +192,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "lock_ttl_ms",
             "attempts_ttl_s",
             "presign_ttl_s",
+            "sse_ticket_ttl_s",
             "job_retention_s",
             "redis_health_check_s",
             "redis_retry_max_ms",
@@ -246,8 +255,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 "MODOMO_JWT_SECRET: set a secret of your own before serving beyond loopback "
                 f"(MODOMO_API_HOST is {self.api_host})"
             )
-        if len(self.jwt_secret) < 16:
-            raise SettingsError("MODOMO_JWT_SECRET: use at least 16 characters")
+        if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_CHARS:
+            # HS256 wants a key at least as long as its hash (RFC 7518 §3.2); PyJWT warns below.
+            raise SettingsError(
+                f"MODOMO_JWT_SECRET: use at least {MIN_JWT_SECRET_CHARS} characters"
+            )
         if self.max_attempts < 1:
             raise SettingsError("MODOMO_MAX_ATTEMPTS: must be at least 1")
         if not self.retry_backoff_ms or min(self.retry_backoff_ms) <= 0:
@@ -293,6 +305,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("MODOMO_PROJECTOR_TRIM_MARGIN: must not be negative")
         if ":" in self.redis_prefix or not self.redis_prefix:
             raise SettingsError("MODOMO_REDIS_PREFIX: must be non-empty and contain no ':'")
+
+    @property
+    def browser_origins(self) -> tuple[str, ...]:
+        """Origins a browser runs the review app from: ``cors_origins`` and, when the API
+        listens on loopback, its own (it serves the app at ``/app``). The bucket's CORS
+        rules grant these, so the app can upload and read images straight from storage."""
+        own: tuple[str, ...] = ()
+        if self.api_host in _LOOPBACK:
+            own = tuple(f"http://{host}:{self.api_port}" for host in ("127.0.0.1", "localhost"))
+        return tuple(dict.fromkeys((*self.cors_origins, *own)))
 
     @property
     def redis_url_redacted(self) -> str:

@@ -6,7 +6,7 @@ credentials. Keys follow the specification's prefixes (:func:`scene_key` and fri
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -89,12 +89,30 @@ class Storage:
         ) as client:
             yield cls(client, settings)
 
-    async def ensure_bucket(self) -> None:
-        """Create the bucket if it does not exist (local and test servers)."""
+    async def ensure_bucket(self, browser_origins: Sequence[str] = ()) -> None:
+        """Create the bucket if it does not exist (local and test servers), and let
+        ``browser_origins`` PUT through presigned URLs and read images (CORS), which the
+        review app does straight from the browser. In production set the same rules on the
+        R2 bucket."""
         try:
             await self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
             await self.client.create_bucket(Bucket=self.bucket)
+        if browser_origins:
+            await self.client.put_bucket_cors(
+                Bucket=self.bucket,
+                CORSConfiguration={
+                    "CORSRules": [
+                        {
+                            "AllowedOrigins": list(browser_origins),
+                            "AllowedMethods": ["GET", "PUT", "HEAD"],
+                            "AllowedHeaders": ["*"],
+                            "ExposeHeaders": ["ETag"],
+                            "MaxAgeSeconds": 600,
+                        }
+                    ]
+                },
+            )
 
     async def presign_put(self, key: str, content_type: str, ttl_s: int | None = None) -> str:
         """A URL that accepts one PUT of ``key`` with exactly this Content-Type."""

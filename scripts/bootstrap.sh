@@ -106,4 +106,17 @@ if postgres_up && ! psql -h 127.0.0.1 -U postgres -Atc "SELECT 1 FROM pg_databas
   psql -h 127.0.0.1 -U postgres -c "CREATE DATABASE test" >/dev/null \
     || die "could not create the test database as postgres on 127.0.0.1"
 fi
+# The review app (web/): Node.js 20.19+ with npm builds it; Chromium runs its browser tests
+# (driven by Playwright through its path: no browser download).
+if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null; then
+  apt_install chromium || say "no Chromium: the browser tests need it (sudo apt-get install chromium)"
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -ge 20 ] && command -v npm >/dev/null; then
+  say "installing and building the review app (web/, npm ci from package-lock.json)"
+  bash scripts/web.sh install
+  bash scripts/web.sh build
+else
+  say "no Node.js 20+: the review app (web/) is not built; the API answers /app with how to build it"
+fi
 say "ready: Redis at $REDIS_URL, PostgreSQL at 127.0.0.1:5432"

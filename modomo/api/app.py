@@ -8,15 +8,15 @@ import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
-from litestar import Litestar
+from botocore.exceptions import HTTPClientError
+from litestar import Litestar, Request, Router
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusController
 
-from modomo.api import metrics
-from modomo.api.auth import TokenCache
+from modomo.api import contract, metrics
+from modomo.api.auth import TokenCache, check_declared, role_guard
 from modomo.api.bodies import SceneBodies
 from modomo.api.datasets import DatasetController
 from modomo.api.evaluations import EvaluationController
@@ -26,12 +26,16 @@ from modomo.api.jobs import JobController
 from modomo.api.links import MediaLinks, PresignCache, media_key
 from modomo.api.media import MediaController
 from modomo.api.observe import observed
+from modomo.api.review_queue import ReviewQueueController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
 from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
 from modomo.api.system import UNREACHABLE, HealthController, check_text, unavailable
+from modomo.api.taxonomies import TaxonomiesController
+from modomo.api.tickets import EventTicketController
+from modomo.api.web import AppController, RootController
 from modomo.pg import keep_session
 from modomo.pg import pool as db_pool
 from modomo.read.jobs import JobReader
@@ -94,50 +98,69 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
 
     class Metrics(PrometheusController):
         path = "/metrics"
+        opt = {"public": True}
+        include_in_schema = False  # Prometheus text for scrapers, not part of the REST API
         openmetrics_format = False
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             DatasetController,
             JobController,
+            EventTicketController,
             SceneController,
             ObjectController,
             ReviewController,
+            ReviewQueueController,
             StatsController,
+            TaxonomiesController,
             ExportController,
             EvaluationController,
             SimilarityController,
             HealthController,
             MediaController,
             Metrics,
+            AppController,
+            RootController,
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
-        before_request=check_text,
-        exception_handlers={exc: unavailable for exc in UNREACHABLE},
+        guards=[role_guard],
+        before_request=_before_request,
+        # An unreachable server (Redis, PostgreSQL, the bucket) is a 503, never a 500.
+        exception_handlers={exc: unavailable for exc in (*UNREACHABLE, HTTPClientError)},
         lifespan=[lifespan],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "Last-Event-ID"],
+            max_age=600,
         ),
-        middleware=[observed],
+        middleware=[contract.allow_header, observed],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Modomo API",
             version="0.1.0",
-            description="Datasets of room photos, jobs that label them, reviews.",
-            components=Components(
-                security_schemes={
-                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
-                    "apiKey": SecurityScheme(
-                        type="apiKey", name="X-API-Key", security_scheme_in="header"
-                    ),
-                }
+            description="Datasets of room photos, jobs that label them, reviews. Every "
+            "operation lists the security it needs (none: public) and every error it can "
+            "answer; errors are JSON `{status_code, detail, extra}`.",
+            components=contract.COMPONENTS,
+            openapi_router=Router(
+                "/schema", route_handlers=[], include_in_schema=False, opt={"public": True}
             ),
-            security=[{"bearer": []}, {"apiKey": []}],
         ),
         debug=False,
     )
+    check_declared(app)  # fails closed: no route is public by omission
+    contract.document(app)
+    contract.exact_body_schemas(app)
+    contract.set_upload_limit(app, settings.max_upload_bytes)
+    return app
+
+
+async def _before_request(request: Request[Any, Any, Any]) -> None:
+    """Text a database can store in path and query (and named surrogates in bodies), then
+    bodies with JSON Schema's own types."""
+    await check_text(request)
+    await contract.strict_bodies(request)
 
 
 async def _refresh_gauges(svc: Services) -> None:
@@ -177,6 +200,8 @@ def serve(settings: Settings, workers: int = 1) -> None:
         "lifespan": "on",
         "loop": "uvloop",
         "http": "httptools",
+        # Open SSE streams would hold a graceful shutdown forever; their clients resume.
+        "timeout_graceful_shutdown": 5,
     }
     if workers == 1:
         uvicorn.run(create_app(settings, freeze_gc=True), **common)

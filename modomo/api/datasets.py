@@ -11,6 +11,10 @@ from litestar.params import Parameter
 
 from modomo.api.auth import caller_of
 from modomo.api.schemas import (
+    CATEGORY_PATTERN,
+    MATERIAL_PATTERN,
+    SCENE_TYPE_PATTERN,
+    STYLE_PATTERN,
     Accepted,
     DatasetIn,
     DuplicateWarning,
@@ -18,9 +22,19 @@ from modomo.api.schemas import (
     PresignOut,
     RegisterIn,
     RegisterOut,
+    SceneRef,
     Upload,
 )
-from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
+from modomo.api.services import (
+    Conflict,
+    CursorAfterId,
+    CursorAfterTimeId,
+    Services,
+    not_found,
+    origin,
+    parse_time_id_cursor,
+    time_id_cursor,
+)
 from modomo.domain.events import DatasetCreated, RegisteredScene, ScenesRegistered, new_id
 from modomo.domain.taxonomies import FURNITURE, MATERIALS, SCENE_TYPES, STYLES
 from modomo.read import datasets, scenes
@@ -86,18 +100,18 @@ class DatasetController(Controller):
 
     @get("/", opt={"role": "viewer"}, summary="List datasets, newest first")
     async def list_datasets(
-        self, svc: Services, cursor: str | None = None, limit: Limit = 50
+        self, svc: Services, cursor: CursorAfterTimeId = None, limit: Limit = 50
     ) -> DatasetPage:
         before = None
         if cursor:
-            at, last = decode_cursor(cursor, 2)
-            before = (datetime.fromisoformat(at), last)
+            at, last = parse_time_id_cursor(cursor)
+            before = (at, last)
         rows = await datasets.datasets(svc.db, before=before, limit=limit + 1)
         items = rows[:limit]
         more = len(rows) > limit
         return DatasetPage(
             items=items,
-            next_cursor=encode_cursor(items[-1].created_at.isoformat(), items[-1].dataset_id)
+            next_cursor=time_id_cursor(items[-1].created_at, items[-1].dataset_id)
             if more
             else None,
         )
@@ -140,22 +154,27 @@ class DatasetController(Controller):
         "/{dataset_id:str}/register-scenes",
         opt={"role": "reviewer"},
         status_code=200,
+        raises=[Conflict],
         summary="Register uploaded scene images (checked in storage)",
+        description="Each scene's object must be in storage (uploaded through its presigned "
+        "URL) with an image type and a size within the limit; otherwise nothing is registered "
+        "and the 409 names every problem. Registering a scene again is a no-op.",
     )
     async def register(self, dataset_id: str, data: RegisterIn, svc: Services) -> RegisterOut:
         await known_dataset(svc, dataset_id)
-        ids = [s.scene_id for s in data.scenes]
-        if len(set(ids)) != len(ids):
-            raise ValidationException("scenes: the same scene_id is listed twice")
+        # A scene listed twice is registered once, under its first filename.
+        first: dict[str, SceneRef] = {}
+        for ref in data.scenes:
+            first.setdefault(ref.scene_id, ref)
+        refs = list(first.values())
+        ids = list(first)
         known = await scenes.registered(svc.db, ids)
         elsewhere = [i for i, d in known.items() if d != dataset_id]
         if elsewhere:
-            raise ValidationException(
-                f"scenes registered in another dataset: {', '.join(elsewhere[:20])}"
-            )
+            raise Conflict(f"scenes registered in another dataset: {', '.join(elsewhere[:20])}")
         fresh: list[RegisteredScene] = []
         problems: list[str] = []
-        for ref in data.scenes:
+        for ref in refs:
             if ref.scene_id in known:
                 continue
             info = await svc.storage.head(scene_key(ref.scene_id))
@@ -183,7 +202,7 @@ class DatasetController(Controller):
                 )
         if problems:
             # All or nothing: registering part of a request would leave the caller guessing.
-            raise ValidationException("nothing registered: " + "; ".join(problems[:50]))
+            raise Conflict("nothing registered: " + "; ".join(problems[:50]))
         warnings = await duplicate_warnings(svc, dataset_id, fresh)
         event_id = None
         if fresh:
@@ -206,15 +225,19 @@ class DatasetController(Controller):
     async def scenes(
         self,
         dataset_id: str,
+        request: Request[Any, Any, Any],
         svc: Services,
-        cursor: str | None = None,
+        cursor: CursorAfterId = None,
         limit: Limit = 50,
         status: str | None = None,
-        scene_type: str | None = None,
-        style: str | None = None,
-        material: str | None = None,
-        category: str | None = None,
-        min_confidence: Annotated[float | None, Parameter(ge=0, le=1)] = None,
+        scene_type: Annotated[str | None, Parameter(pattern=SCENE_TYPE_PATTERN)] = None,
+        style: Annotated[str | None, Parameter(pattern=STYLE_PATTERN)] = None,
+        material: Annotated[str | None, Parameter(pattern=MATERIAL_PATTERN)] = None,
+        category: Annotated[str | None, Parameter(pattern=CATEGORY_PATTERN)] = None,
+        # schema_extra: Litestar 2.25 drops a minimum of 0 from the document (falsy).
+        min_confidence: Annotated[
+            float | None, Parameter(ge=0, le=1, schema_extra={"minimum": 0})
+        ] = None,
     ) -> ScenePage:
         for value, taxonomy in (
             (scene_type, SCENE_TYPES),
@@ -232,13 +255,14 @@ class DatasetController(Controller):
             category=category,
             min_confidence=min_confidence,
         )
-        after = decode_cursor(cursor, 1)[0] if cursor else None
-        rows = await scenes.scenes_of(svc.db, dataset_id, where, after, limit + 1)
+        rows = await scenes.scenes_of(svc.db, dataset_id, where, cursor or None, limit + 1)
         if not rows:
             # An empty page: of a dataset with no such scenes, or of no dataset at all.
             await known_dataset(svc, dataset_id)
+        link = svc.links.linker(origin(request.scope))
         items = rows[:limit]
+        for item in items:
+            # Registered scenes' originals are where their presigned uploads put them.
+            item.image_url = link(scene_key(item.scene_id))
         more = len(rows) > limit
-        return ScenePage(
-            items=items, next_cursor=encode_cursor(items[-1].scene_id) if more else None
-        )
+        return ScenePage(items=items, next_cursor=items[-1].scene_id if more else None)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, get
-from litestar.exceptions import ValidationException
 from litestar.params import Parameter
 
-from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
+from modomo.api.services import (
+    CursorAfterTimeId,
+    Services,
+    not_found,
+    parse_time_id_cursor,
+    time_id_cursor,
+)
 from modomo.read.products import EvaluationOut, evaluation, evaluations
 
 
@@ -33,16 +37,12 @@ class EvaluationController(Controller):
         svc: Services,
         golden_sha256: str | None = None,
         job_id: str | None = None,
-        cursor: str | None = None,
+        cursor: CursorAfterTimeId = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
     ) -> EvaluationPage:
         before = None
         if cursor:
-            at, evaluation_id = decode_cursor(cursor, 2)
-            try:
-                before = (datetime.fromisoformat(at), str(evaluation_id))
-            except (TypeError, ValueError):
-                raise ValidationException(f"invalid cursor {cursor!r}") from None
+            before = parse_time_id_cursor(cursor)
         rows = await evaluations(
             svc.db, golden_sha256=golden_sha256, job_id=job_id, before=before, limit=limit
         )
@@ -51,7 +51,7 @@ class EvaluationController(Controller):
             items=rows[:limit],
             next_cursor=None
             if last is None
-            else encode_cursor(last.created_at.isoformat(), last.evaluation_id),
+            else time_id_cursor(last.created_at, last.evaluation_id),
         )
 
     @get("/{evaluation_id:str}", opt={"role": "viewer"}, summary="One evaluation")

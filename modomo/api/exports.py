@@ -20,17 +20,40 @@ from msgspec import Meta
 
 from modomo.api.auth import caller_of
 from modomo.api.datasets import dataset_row
-from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
+from modomo.api.services import (
+    CursorAfterTimeId,
+    Services,
+    not_found,
+    parse_time_id_cursor,
+    time_id_cursor,
+)
 from modomo.domain.events import ExportFormat, ExportRequested, new_id
 from modomo.read.products import ExportOut, export, exports
 from modomo.streams.exports import ExportQueue
 
 _ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
 
+# What ``as_of`` takes, as one pattern the schema publishes and msgspec enforces, so a value
+# the document allows is one the API accepts: empty, a log entry id, an event id, or an ISO
+# date or time on a real calendar day (leap years included) that ``fromisoformat`` reads.
+_LEAP = r"[1-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[13579][26]|[2468][048])00"
+_DAY = (
+    r"[1-9][0-9]{3}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+    rf"|(?:{_LEAP})-02-29"
+)
+_TIME = r"T(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?"
+_ZONE = r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+AS_OF_PATTERN = (
+    r"^(?:|[0-9]{1,20}-[0-9]{1,20}"
+    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    rf"|(?:{_DAY})(?:{_TIME}{_ZONE}?)?)$"
+)
+
 
 class ExportIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     format: ExportFormat
-    as_of: Annotated[str, Meta(max_length=64)] = ""
+    as_of: Annotated[str, Meta(max_length=64, pattern=AS_OF_PATTERN)] = ""
     """A log entry id (``ms-seq``), an event id or an ISO time; empty: the end of the log
     when the worker starts (the export's ``position`` then says which entry that was)."""
     reviewed_only: bool = False
@@ -134,22 +157,18 @@ class ExportController(Controller):
         self,
         svc: Services,
         dataset_id: str | None = None,
-        cursor: str | None = None,
+        cursor: CursorAfterTimeId = None,
         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
     ) -> ExportPage:
         before = None
         if cursor:
-            at, export_id = decode_cursor(cursor, 2)
-            try:
-                before = (datetime.fromisoformat(at), str(export_id))
-            except (TypeError, ValueError):
-                raise ValidationException(f"invalid cursor {cursor!r}") from None
+            before = parse_time_id_cursor(cursor)
         rows = await exports(svc.db, dataset_id=dataset_id, before=before, limit=limit)
         items = [await _view(svc, r) for r in rows[:limit]]
         last = rows[limit - 1] if len(rows) > limit else None
         return ExportPage(
             items=items,
-            next_cursor=encode_cursor(last.requested_at.isoformat(), last.export_id)
+            next_cursor=time_id_cursor(last.requested_at, last.export_id)
             if last is not None and last.requested_at is not None
             else None,
         )

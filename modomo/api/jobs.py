@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.exceptions import NotFoundException
+from litestar.params import HeaderParameter, Parameter
 from litestar.response import Stream
 
 from modomo.api import metrics, sse
-from modomo.api.auth import caller_of
+from modomo.api.auth import caller_of, ticket_of
+from modomo.api.contract import JSON_ERRORS
 from modomo.api.schemas import Accepted, JobIn
-from modomo.api.services import Services, decode_cursor, encode_cursor, not_found
+from modomo.api.services import (
+    Conflict,
+    CursorAfterTimeId,
+    Services,
+    not_found,
+    parse_time_id_cursor,
+    time_id_cursor,
+)
 from modomo.domain.events import JobCreated, SceneQueued, new_id
 from modomo.domain.stages import SceneTask
 from modomo.read import archive, datasets, jobs, scenes
 from modomo.read.jobs import JobOut, JobPage
-from modomo.streams.entries import ENTRY_ID
+
+ENTRY_ID_PATTERN = r"^([0-9]{1,20}-[0-9]{1,20})?$"
+"""A stream entry id (``<ms>-<seq>``), or empty: from the start (as EventSource sends it)."""
 
 
 async def job_out(svc: Services, job_id: str) -> JobOut:
@@ -36,6 +45,7 @@ class JobController(Controller):
         "/",
         opt={"role": "reviewer"},
         status_code=201,
+        raises=[NotFoundException, Conflict],
         summary="Start a job over a dataset (or some of its scenes)",
         description="The job_created event, one scene_queued event per scene and one "
         "task per scene are written in one atomic step: a job is never "
@@ -52,14 +62,14 @@ class JobController(Controller):
         if data.scene_ids is not None:
             missing = [s for s in dict.fromkeys(data.scene_ids) if s not in keys]
             if missing:
-                raise ValidationException(
+                raise NotFoundException(
                     f"scene_ids: not registered in this dataset: {', '.join(missing[:20])}"
                 )
             scene_ids = list(dict.fromkeys(data.scene_ids))
         else:
             scene_ids = list(keys)
         if not scene_ids:
-            raise ValidationException("the dataset has no registered scenes to process")
+            raise Conflict("the dataset has no registered scenes to process")
         job_id = new_id()
         created = JobCreated(
             job_id=job_id,
@@ -97,13 +107,13 @@ class JobController(Controller):
         svc: Services,
         dataset_id: str | None = None,
         status: str | None = None,
-        cursor: str | None = None,
+        cursor: CursorAfterTimeId = None,
         limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
     ) -> JobPage:
         before = None
         if cursor:
-            at, last = decode_cursor(cursor, 2)
-            before = (datetime.fromisoformat(at), last)
+            at, last = parse_time_id_cursor(cursor)
+            before = (at, last)
         rows = await jobs.jobs(
             svc.db, dataset_id=dataset_id, status=status, before=before, limit=limit + 1
         )
@@ -111,9 +121,7 @@ class JobController(Controller):
         more = len(rows) > limit
         return JobPage(
             items=items,
-            next_cursor=encode_cursor(items[-1].created_at.isoformat(), items[-1].job_id)
-            if more
-            else None,
+            next_cursor=time_id_cursor(items[-1].created_at, items[-1].job_id) if more else None,
         )
 
     @get(
@@ -126,31 +134,45 @@ class JobController(Controller):
 
     @get(
         "/{job_id:str}/events",
-        opt={"role": "viewer"},
+        opt={"role": "viewer", "ticket": "job_id"},
         media_type="text/event-stream",
+        exception_handlers=JSON_ERRORS,
         summary="Live job events (Server-Sent Events)",
         description="Each event's `id:` is its Redis stream entry id. A new client gets "
         "the job's whole history, then live events; a client reconnecting "
-        "with `Last-Event-ID` continues right after that entry (400 when it is not an "
-        "entry id). Keep-alive comments every 15 s. The stream ends after the job's "
-        "final event (`job_done`). An `event: gap` message (no id) says that entries "
-        "after the client's position were trimmed away. A job whose stream has expired "
-        "from Redis (a while after it ended) is served from the event archive; its ids "
-        "are then those of the event log.",
+        "with `Last-Event-ID` continues right after that entry. Keep-alive "
+        "comments every 15 s. The stream ends after the job's final event (`job_done`). "
+        "An `event: gap` message (no id) says that entries after the client's position "
+        "were trimmed away. A browser's "
+        "EventSource, which cannot send headers, authenticates with `?ticket=` from "
+        "`POST /jobs/{job_id}/events/ticket` instead; a ticket asked for with `after` "
+        "resumes there, as Last-Event-ID would. A job "
+        "whose stream has expired from Redis (a while after it ended) is served "
+        "from the event archive; its ids are then those of the event log.",
     )
-    async def events(self, job_id: str, request: Request[Any, Any, Any], svc: Services) -> Stream:
-        last = request.headers.get("last-event-id", "").strip()
-        if last and not ENTRY_ID.match(last):
-            raise ValidationException(
-                f"Last-Event-ID must be a stream entry id like 1700000000000-0, got {last[:40]!r}"
-            )
+    async def events(
+        self,
+        job_id: str,
+        request: Request[Any, Any, Any],
+        svc: Services,
+        last_event_id: Annotated[
+            str,
+            HeaderParameter(
+                name="Last-Event-ID",
+                pattern=ENTRY_ID_PATTERN,
+                required=False,
+                description="resume right after this entry id (what EventSource sends)",
+            ),
+        ] = "",
+    ) -> Stream:
+        last = last_event_id or ticket_of(request).get("after") or "0-0"
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         info = await sse.stream_info(svc.hub, job_id)
         if info is None:
             # Expired after the job ended (or never existed): the archive has every event.
             if not await archive.job_archived(svc.db, job_id):
                 raise not_found("job", job_id)
-            frames = sse.archived(svc.db, job_id, last or "0-0")
+            frames = sse.archived(svc.db, job_id, last)
         else:
-            frames = sse.follow(svc.hub, job_id, last or "0-0", info)
+            frames = sse.follow(svc.hub, job_id, last, info)
         return Stream(frames, media_type="text/event-stream", headers=headers)

@@ -19,6 +19,7 @@ class MediaController(Controller):
 
     @get(
         "/{key:path}",
+        opt={"public": True},
         summary="An image of a scene: redirects to a presigned URL of the bucket",
         description="Needs no credentials: the link's `exp` and `sig` are them, as written "
         "into `GET /scenes/:id` and `GET /objects/:id`. 403 when the signature does not "

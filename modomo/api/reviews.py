@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import ValidationException
+from litestar.exceptions import NotFoundException
 
 from modomo.api.auth import caller_of
 from modomo.api.schemas import Accepted, ReviewIn
@@ -23,7 +23,9 @@ class ReviewController(Controller):
         "/",
         opt={"role": "reviewer"},
         status_code=201,
+        raises=[NotFoundException],
         summary="Leave a verdict on a scene or one of its objects",
+        description="A verdict on an object takes it out of its dataset's review queue.",
     )
     async def submit(
         self, data: ReviewIn, request: Request[Any, Any, Any], svc: Services
@@ -33,8 +35,8 @@ class ReviewController(Controller):
         if data.object_id is not None:
             owner = await scenes.object_scene(svc.db, data.object_id)
             if owner != data.scene_id:
-                raise ValidationException(
-                    f"object_id: {data.object_id!r} is not an object of scene {data.scene_id}"
+                raise NotFoundException(
+                    f"object_id: no object {data.object_id!r} in scene {data.scene_id}"
                 )
         event = ReviewSubmitted(
             review_id=new_id(),

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, patch
-from litestar.exceptions import ValidationException
 
 from modomo.api.auth import caller_of
 from modomo.api.bodies import link_object
 from modomo.api.schemas import Accepted, ObjectPatch
 from modomo.api.services import Services, not_found, origin
 from modomo.domain.events import ObjectCorrected
-from modomo.domain.taxonomies import FURNITURE, MATERIALS
 from modomo.read import scenes
 from modomo.read.scenes import ObjectOut, SceneOut
 
@@ -61,7 +59,8 @@ class ObjectController(Controller):
         opt={"role": "reviewer"},
         summary="Correct an object (category, materials, box, attributes)",
         description="Appends an object_corrected event and answers once the read model "
-        "shows it; past a short bound, 202 with the event id.",
+        "shows it; past a short bound, 202 with the event id. An undo is a correction too: "
+        "send the values the object had before.",
     )
     async def correct(
         self, object_id: str, data: ObjectPatch, request: Request[Any, Any, Any], svc: Services
@@ -69,28 +68,25 @@ class ObjectController(Controller):
         scene_id = await scenes.object_scene(svc.db, object_id)
         if scene_id is None:
             raise not_found("object", object_id)
-        if data.category is not None and data.category not in FURNITURE:
-            raise ValidationException(f"category: unknown code {data.category!r}")
-        unknown = [m for m in data.materials or () if m not in MATERIALS]
-        if unknown:
-            raise ValidationException(f"materials: unknown codes {unknown}")
-        if data.bbox is not None and not (
-            data.bbox[0] < data.bbox[2] and data.bbox[1] < data.bbox[3]
-        ):
-            raise ValidationException("bbox: expected (x0, y0, x1, y1) with x0 < x1, y0 < y1")
         if (
             data.category is None
             and data.materials is None
             and data.bbox is None
             and data.attrs is None
         ):
-            raise ValidationException("nothing to change: give category, materials, bbox or attrs")
+            return Response(
+                await object_out(svc, origin(request.scope), object_id), status_code=200
+            )
+        bbox = data.bbox
+        if bbox is not None:  # two opposite corners, in whichever order they were clicked
+            x0, y0, x1, y1 = bbox
+            bbox = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
         event = ObjectCorrected(
             object_id=object_id,
             scene_id=scene_id,
             category=data.category,
             materials=tuple(data.materials) if data.materials is not None else None,
-            bbox=data.bbox,
+            bbox=bbox,
             attrs=data.attrs,
             corrected_by=caller_of(request).subject,
         )

@@ -14,10 +14,26 @@ import msgspec
 from msgspec import Meta
 
 from modomo.domain.stages import StageFlags
+from modomo.domain.taxonomies import FURNITURE, MATERIALS, SCENE_TYPES, STYLES, Taxonomy
 from modomo.domain.text import find_problem
 
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
-Text = Annotated[str, Meta(max_length=2000)]
+
+def code_pattern(taxonomy: Taxonomy) -> str:
+    """A pattern matching exactly the codes of ``taxonomy`` (so OpenAPI lists them)."""
+    return "^(" + "|".join(taxonomy.codes()) + ")$"
+
+
+CATEGORY_PATTERN = code_pattern(FURNITURE)
+MATERIAL_PATTERN = code_pattern(MATERIALS)
+SCENE_TYPE_PATTERN = code_pattern(SCENE_TYPES)
+STYLE_PATTERN = code_pattern(STYLES)
+Category = Annotated[str, Meta(pattern=CATEGORY_PATTERN)]
+Material = Annotated[str, Meta(pattern=MATERIAL_PATTERN)]
+
+NO_NUL = "^[^\x00]*$"
+"""PostgreSQL's text and jsonb cannot hold NUL, so no text field accepts one."""
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Text = Annotated[str, Meta(max_length=2000, pattern=NO_NUL)]
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 ImageType = Literal["image/jpeg", "image/png", "image/webp"]
 Fraction = Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -45,7 +61,7 @@ class DatasetIn(In, kw_only=True):
 
 
 class UploadFile(In, kw_only=True):
-    filename: Annotated[str, Meta(min_length=1, max_length=255)]
+    filename: Annotated[str, Meta(min_length=1, max_length=255, pattern=NO_NUL)]
     content_type: ImageType
     size_bytes: Annotated[int, Meta(ge=1)]
 
@@ -70,7 +86,7 @@ class PresignOut(msgspec.Struct, kw_only=True):
 
 class SceneRef(In, kw_only=True):
     scene_id: Id
-    filename: Annotated[str, Meta(max_length=255)] = ""
+    filename: Annotated[str, Meta(max_length=255, pattern=NO_NUL)] = ""
 
 
 class RegisterIn(In, kw_only=True):
@@ -103,14 +119,18 @@ class JobIn(In, kw_only=True):
 
 
 class ObjectPatch(In, kw_only=True):
-    category: Annotated[str, Meta(min_length=1, max_length=64)] | None = None
-    materials: Annotated[list[Annotated[str, Meta(max_length=64)]], Meta(max_length=20)] | None = (
-        None
-    )
+    """Fields left out (or null) stay as they are; a patch that changes nothing is a no-op.
+    ``bbox`` is two opposite corners as fractions of the image, in either order."""
+
+    category: Category | None = None
+    materials: Annotated[list[Material], Meta(max_length=20)] | None = None
     bbox: tuple[Fraction, Fraction, Fraction, Fraction] | None = None
     attrs: (
         Annotated[
-            dict[AttrKey, Annotated[str, Meta(max_length=2000)] | int | float | bool],
+            dict[
+                Annotated[AttrKey, Meta(pattern=NO_NUL)],
+                Annotated[str, Meta(max_length=2000, pattern=NO_NUL)] | int | float | bool,
+            ],
             Meta(max_length=50),
         ]
         | None

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
-import msgspec
 from litestar import Response
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.params import Parameter
 from redis.asyncio import Redis
 
 from modomo.api.auth import TokenCache
@@ -83,22 +83,42 @@ def services(state: State) -> Services:
     return found
 
 
-def encode_cursor(*values: Any) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(values)).decode().rstrip("=")
+TIME_ID_CURSOR = r"^[0-9]{1,16}~[A-Za-z0-9_.:-]{1,64}$"
+"""A page position in a list ordered by (time, id), newest first: the last item's time in
+microseconds since 1970 (UTC), ``~``, its id. Every string that matches is a valid position."""
+ID_CURSOR = r"^[A-Za-z0-9_.:-]{1,64}$"
+"""A page position in a list ordered by id: the last item's id."""
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+CursorAfterTimeId = Annotated[
+    str | None,
+    Parameter(
+        pattern=TIME_ID_CURSOR,
+        description="`next_cursor` of the previous page: `<created_at, µs since 1970>~<id>`",
+    ),
+]
+CursorAfterId = Annotated[
+    str | None,
+    Parameter(pattern=ID_CURSOR, description="`next_cursor` of the previous page: the last id"),
+]
 
 
-def decode_cursor(cursor: str, arity: int) -> list[Any]:
-    """The values of a cursor from :func:`encode_cursor`; a 400 when it is not one."""
-    from litestar.exceptions import ValidationException
+def time_id_cursor(at: datetime, ident: str) -> str:
+    """The cursor after an item created ``at`` with id ``ident``."""
+    return f"{(at - _EPOCH) // timedelta(microseconds=1)}~{ident}"
 
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = msgspec.json.decode(base64.urlsafe_b64decode(padded))
-    except (ValueError, msgspec.DecodeError):
-        raise ValidationException(f"invalid cursor {cursor!r}") from None
-    if not isinstance(values, list) or len(values) != arity:
-        raise ValidationException(f"invalid cursor {cursor!r}")
-    return values
+
+def parse_time_id_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (time, id) of a cursor matching :data:`TIME_ID_CURSOR` (the route checked it)."""
+    micros, _, ident = cursor.partition("~")
+    return _EPOCH + timedelta(microseconds=int(micros)), ident
+
+
+class Conflict(ClientException):
+    """409: the request is well formed but the state of what it names does not allow it
+    (a scene not uploaded yet, a dataset with nothing to process)."""
+
+    status_code = 409
 
 
 def not_found(kind: str, ident: str) -> NotFoundException:

@@ -11,6 +11,7 @@ import asyncpg
 import structlog
 from litestar import Controller, Request, Response, get
 from litestar.exceptions import ValidationException
+from litestar.openapi import ResponseSpec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -25,9 +26,11 @@ MAX_PARAM_CHARS = 1000
 class HealthController(Controller):
     path = "/health"
     tags = ["system"]
+    opt = {"public": True}
 
     @get(
         "/",
+        responses={503: ResponseSpec(Health, description="Redis or PostgreSQL is down")},
         summary="Liveness and dependencies",
         description='{"ok": true} when Redis and PostgreSQL answer; 503 naming the one '
         "that does not.",

@@ -86,7 +86,7 @@ async def _prepare(settings: Settings) -> None:
 
 async def _bucket(settings: Settings) -> None:
     async with Storage.open(settings) as storage:
-        await storage.ensure_bucket()
+        await storage.ensure_bucket(settings.browser_origins)
 
 
 def _say(text: str) -> None:
@@ -211,11 +211,19 @@ async def _run_demo(
         + ", ".join(f"{c['key']} ({c['share']:.0%})" for c in colours[:5])
     )
     first = page["items"][0]["scene_id"] if page["items"] else ""
-    print(f"\n  API schema   {base}/schema   (JSON: {base}/schema/openapi.json)")
+    print(f"\n  review app   {app_link(base, token, f'/datasets/{dataset_id}')}")
+    print(f"  API schema   {base}/schema   (JSON: {base}/schema/openapi.json)")
     print(f"  a scene      {base}/scenes/{first}")
     print(f"  metrics      {base}/metrics")
     print(f"  bearer token for trying them: {token}\n")
     return (0 if final.get("status") in ("succeeded", "partial") else 1), job_id
+
+
+def app_link(base: str, token: str, page: str = "/") -> str:
+    """A link that opens the review app signed in. The token rides in the fragment, which
+    a browser never sends to a server, so it appears in no access log; the app moves it
+    into its storage and drops it from the address bar."""
+    return f"{base}/app{page}#token={token}"
 
 
 async def _settled(client: httpx.AsyncClient, job_id: str) -> Any:
@@ -275,12 +283,17 @@ async def _services(
             yield settings, base, supervisor
 
 
-async def demo(settings: Settings, scenes: int, state: Path, golden: Path | None = None) -> int:
+async def demo(
+    settings: Settings, scenes: int, state: Path, stay: bool, golden: Path | None = None
+) -> int:
     """Run the demo; 0 when the job ended with every scene processed (ok or partial).
 
     With ``golden`` (a folder from ``modomo golden``), its images are the photos, and the
     job is then scored against its ground truth (``modomo eval``), the report printed. A
-    child that keeps crashing meanwhile ends the demo (:class:`CrashLoop`).
+    child that keeps crashing meanwhile ends the demo (:class:`CrashLoop`). With ``stay``,
+    everything keeps running after the summary (so its links answer) until Ctrl-C or
+    SIGTERM, which then end the demo with its job's code; without, the services stop once
+    the summary is printed.
     """
     if golden is None:
         photos = [(f"room-{i:03d}.jpg", room(i)) for i in range(scenes)]
@@ -297,6 +310,17 @@ async def demo(settings: Settings, scenes: int, state: Path, golden: Path | None
         code, job_id = await _first(_run_demo(settings, base, photos), supervisor.wait_failed())
         if golden is not None:
             await _evaluate(settings, golden, job_id)
+        if stay:
+            _say(
+                "Everything keeps running: open the review app link above. Ctrl-C stops it all "
+                "(`modomo demo --exit` ends after the summary instead)."
+            )
+            try:
+                await supervisor.wait_failed()
+            except asyncio.CancelledError:
+                # Ctrl-C or SIGTERM (until_signalled) after the summary: how a demo that
+                # stays is meant to end; its code is the job's.
+                return code
         return code
 
 
@@ -312,9 +336,11 @@ async def _evaluate(settings: Settings, golden: Path, job_id: str) -> None:
 async def up(settings: Settings, state: Path) -> int:
     """Run the services until SIGTERM or SIGINT (0), or until a child keeps crashing
     (:class:`CrashLoop`)."""
-    async with _services(settings, state) as (_, base, supervisor):
+    async with _services(settings, state) as (settings, base, supervisor):
+        token = issue_token(settings.jwt_secret, "admin", "admin", 24 * 3600)
         _say(
-            f"Modomo is up: API {base} (schema {base}/schema), logs in {state / 'logs'}. "
+            f"Modomo is up: API {base} (schema {base}/schema), logs in {state / 'logs'}.\n"
+            f"  review app, signed in: {app_link(base, token)}\n"
             "Ctrl-C stops everything."
         )
         await supervisor.wait_failed()

@@ -115,6 +115,15 @@ class ObjectRow(msgspec.Struct, kw_only=True, gc=False):
     attrs: dict[str, Any] = msgspec.field(default_factory=dict)
     corrected_by: str | None = None
     corrected_at: datetime | None = None
+    detect_category: str | None = None
+    """The category the detector (YOLO) gave, kept when the labeller renames the object."""
+    label_category: str | None = None
+    """The category the open-vocabulary labeller (GroundingDINO) gave, if it saw the object."""
+    material_margin: float | None = None
+    """Top material score minus the runner-up's (the top score alone when there is one);
+    None without model-scored materials. Small: the material model hesitated."""
+    dataset_id: str | None = None
+    """The scene's dataset, so a dataset's objects are found (and ranked) by one index."""
 
 
 class MaterialRow(msgspec.Struct, kw_only=True, gc=False):
@@ -206,6 +215,8 @@ def apply_scene_view(view: SceneView, event: EventBase) -> None:
                     label=d.label,
                     source="detect",
                     model=model.id,
+                    detect_category=d.category,
+                    dataset_id=row.dataset_id,
                 )
                 for d in event.objects
             }
@@ -219,6 +230,7 @@ def apply_scene_view(view: SceneView, event: EventBase) -> None:
                     if known.corrected_by is None:
                         known.category_code = label.category
                     known.label = label.phrase or known.label
+                    known.label_category = label.category
                     continue
                 fresh[label.object_id] = ObjectRow(
                     object_id=label.object_id,
@@ -229,6 +241,8 @@ def apply_scene_view(view: SceneView, event: EventBase) -> None:
                     label=label.phrase,
                     source="label",
                     model=model.id,
+                    label_category=label.category,
+                    dataset_id=row.dataset_id,
                 )
             _replace_objects(view, "label", fresh)
             row.label_model = model.id
@@ -301,7 +315,9 @@ def _replace_objects(view: SceneView, source: str, fresh: dict[str, ObjectRow]) 
                 del view.materials[key]
             continue
         new.mask_key, new.thumb_key, new.area = old.mask_key, old.thumb_key, old.area
-        new.segment_model = old.segment_model
+        new.segment_model, new.material_margin = old.segment_model, old.material_margin
+        if new.source == "detect":  # the labeller's verdict on the same object still stands
+            new.label_category = old.label_category
         if old.corrected_by is not None:
             new.category_code, new.bbox, new.attrs = old.category_code, old.bbox, old.attrs
             new.corrected_by, new.corrected_at = old.corrected_by, old.corrected_at
@@ -311,9 +327,13 @@ def _replace_objects(view: SceneView, source: str, fresh: dict[str, ObjectRow]) 
 def _set_materials(
     view: SceneView, object_id: str, scored: list[tuple[str, float]], model: str
 ) -> None:
-    view.touched.add("materials")
+    view.touched.update(("materials", "objects"))
     for key in [k for k in view.materials if k[0] == object_id]:
         del view.materials[key]
+    scores = sorted((score for _, score in scored), reverse=True)
+    view.objects[object_id].material_margin = (
+        None if model == CORRECTION_MODEL or not scores else scores[0] - (scores[1:] or [0.0])[0]
+    )
     for code, score in scored:
         view.materials[(object_id, code)] = MaterialRow(
             object_id=object_id,

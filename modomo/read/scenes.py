@@ -111,6 +111,8 @@ class SceneSummary(msgspec.Struct, kw_only=True, gc=False):
     object_count: int
     avg_conf: float
     updated_at: datetime | None
+    image_url: str | None = None
+    """Where to fetch the scene's photo (for a grid of thumbnails)."""
 
 
 class ScenePage(msgspec.Struct, kw_only=True, gc=False):
@@ -176,7 +178,7 @@ SCENE_IF_CHANGED_QUERY = (
 )
 """The scene's version and, unless the caller's copy (``$2``) is current, its document."""
 OBJECT_QUERY = f"SELECT row_to_json(x)::text FROM ({_OBJECTS_SELECT} WHERE o.object_id = $1) x"
-_SUMMARY_COLUMNS = select_list(columns_of(SceneSummary.__struct_fields__, "s"))
+_SUMMARY_COLUMNS = select_list(columns_of(SceneSummary.__struct_fields__, "s", image_url="NULL"))
 
 _scene = msgspec.json.Decoder(SceneOut)
 _object = msgspec.json.Decoder(ObjectOut)

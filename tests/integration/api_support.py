@@ -70,7 +70,7 @@ async def running_api(
         jwt_secret="t" * 40,
     )
     async with Storage.open(settings) as storage:
-        await storage.ensure_bucket()
+        await storage.ensure_bucket(settings.browser_origins)
     redis = Redis.from_url(settings.redis_url)
     runners = [
         ProjectorRunner(settings, redis, p, lease_poll_s=0.05)

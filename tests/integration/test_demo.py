@@ -4,6 +4,7 @@ worker), the real Redis, PostgreSQL and S3 server, everything through HTTP."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +65,11 @@ async def test_demo_runs_the_whole_flow(
     assert "3 scenes in" in result.stdout
     assert "scenes   ok 3, partial 0, failed 0" in result.stdout
     assert "segment" in result.stdout
+    # No terminal here: it ends after the summary by itself, and says how to keep it up.
+    assert "stopping after the summary; --stay keeps everything running" in result.stderr
+    link = re.search(r"review app +(http://\S+/app/datasets/\S+#token=\S+)", result.stdout)
+    assert link, result.stdout
+    assert "Warning" not in result.stdout + result.stderr  # no library warning at the user
 
     conn = await db.connect(settings)
     try:

@@ -202,6 +202,7 @@ INT_VARS = [
     "MODOMO_MAX_UPLOAD_BYTES",
     "MODOMO_WRITE_WAIT_MS",
     "MODOMO_SCENE_CACHE_SIZE",
+    "MODOMO_SSE_TICKET_TTL_S",
     "MODOMO_MODEL_SEED",
     "MODOMO_TORCH_THREADS",
     "MODOMO_WORKER_CONCURRENCY",
@@ -428,6 +429,8 @@ def env_values() -> dict[str, Any]:
         "MODOMO_API_PORT": "9090",
         "MODOMO_JWT_SECRET": "s" * 40,
         "MODOMO_CORS_ORIGINS": "https://a.example,https://b.example",
+        "MODOMO_SSE_TICKET_TTL_S": "30",
+        "MODOMO_WEB_DIR": "/srv/app",
         "MODOMO_MAX_UPLOAD_BYTES": "1000",
         "MODOMO_WRITE_WAIT_MS": "100",
         "MODOMO_SCENE_CACHE_SIZE": "10",
@@ -506,8 +509,10 @@ def test_the_development_jwt_secret_is_refused_beyond_loopback() -> None:
         Settings.from_env({"MODOMO_API_HOST": "0.0.0.0", "MODOMO_JWT_SECRET": "x" * 32}).api_host
         == "0.0.0.0"
     )
-    with pytest.raises(SettingsError, match=r"at least 16"):
+    with pytest.raises(SettingsError, match=r"at least 32"):
         Settings.from_env({"MODOMO_JWT_SECRET": "short"})
+    with pytest.raises(SettingsError, match=r"at least 32"):
+        Settings.from_env({"MODOMO_JWT_SECRET": "x" * 31})
 
 
 @pytest.mark.parametrize(
