@@ -25,7 +25,7 @@ class MediaController(Controller):
         "into `GET /scenes/:id` and `GET /objects/:id`. 403 when the signature does not "
         "match or the link has expired.",
         status_code=302,
-        responses=None,
+        raises=[PermissionDeniedException],
     )
     async def media(
         self,
