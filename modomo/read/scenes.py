@@ -58,6 +58,13 @@ class ObjectOut(msgspec.Struct, kw_only=True, gc=False):
     materials: list[MaterialOut]
     mask_url: str | None = None
     thumb_url: str | None = None
+    detect_category: str | None = None
+    """What the detector (YOLO) called it."""
+    label_category: str | None = None
+    """What the open-vocabulary labeller (GroundingDINO) called it."""
+    material_margin: float | None = None
+    """Top material score minus the runner-up's."""
+    dataset_id: str | None = None
 
 
 class ModelRefOut(msgspec.Struct, kw_only=True, gc=False):

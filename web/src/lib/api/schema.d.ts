@@ -123,7 +123,7 @@ export interface paths {
         };
         /**
          * Live job events (Server-Sent Events)
-         * @description Each event's `id:` is its Redis stream entry id. A new client gets the job's whole history, then live events; a client reconnecting with `Last-Event-ID` continues right after that entry. Keep-alive comments every 15 s. The stream ends after the job's final event. A browser's EventSource, which cannot send headers, authenticates with `?ticket=` from `POST /jobs/{job_id}/events/ticket` instead; a ticket asked for with `after` resumes there, as Last-Event-ID would. A job whose stream has expired from Redis (a while after it ended) is served from the event archive; its ids are then those of the event log.
+         * @description Each event's `id:` is its Redis stream entry id. A new client gets the job's whole history, then live events; a client reconnecting with `Last-Event-ID` continues right after that entry. Keep-alive comments every 15 s. The stream ends after the job's final event (`job_done`). An `event: gap` message (no id) says that entries after the client's position were trimmed away. A browser's EventSource, which cannot send headers, authenticates with `?ticket=` from `POST /jobs/{job_id}/events/ticket` instead; a ticket asked for with `after` resumes there, as Last-Event-ID would. A job whose stream has expired from Redis (a while after it ended) is served from the event archive; its ids are then those of the event log.
          */
         get: operations["JobsJobIdEventsEvents"];
         put?: never;
@@ -178,7 +178,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A scene with styles, palette, caption, depth and objects; presigned URLs */
+        /**
+         * A scene with styles, palette, caption, depth and objects; links to images
+         * @description Image URLs (original, depth, masks, thumbnails) are links to `GET /media/...` of this API, valid for at least `MODOMO_PRESIGN_TTL_S`; each redirects to a presigned URL of the bucket.
+         */
         get: operations["ScenesSceneIdGetScene"];
         put?: never;
         post?: never;
@@ -435,6 +438,26 @@ export interface paths {
          * @description {"ok": true} when Redis and PostgreSQL answer; 503 naming the one that does not.
          */
         get: operations["HealthHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/media/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An image of a scene: redirects to a presigned URL of the bucket
+         * @description Needs no credentials: the link's `exp` and `sig` are them, as written into `GET /scenes/:id` and `GET /objects/:id`. 403 when the signature does not match or the link has expired.
+         */
+        get: operations["MediaKeyMedia"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1731,7 +1754,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Request fulfilled, document follows */
+            /** @description Stream Response */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -3344,6 +3367,63 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    MediaKeyMedia: {
+        parameters: {
+            query: {
+                /** @description expiry, unix seconds */
+                exp: number;
+                /** @description the link's signature */
+                sig: string;
+            };
+            header?: never;
+            path: {
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Object moved temporarily -- see URI list */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": null;
+                };
+            };
+            /** @description Bad request syntax or unsupported method */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description Request forbidden -- authorization will not help */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
                 };
             };
         };
