@@ -30,7 +30,7 @@ from modomo.api.auth import (
 from modomo.projections import db
 from modomo.settings import Settings
 from tests.integration.api_support import Api, running_api
-from tests.integration.test_api import _dataset_with_scenes
+from tests.integration.api_support import dataset_with_scenes as _dataset_with_scenes
 
 pytestmark = pytest.mark.integration
 
