@@ -30,7 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from modomo.demo.chaos import ChaosPlan, run_chaos
+from modomo.demo.chaos import run_chaos
+from modomo.demo.chaos_plan import ChaosPlan
 from modomo.demo.pgservers import available
 
 

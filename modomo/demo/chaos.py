@@ -17,22 +17,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from modomo.api.auth import issue_token
 from modomo.demo import procs
-from modomo.demo.chaos_checks import Verdict, check, wait_projected
+from modomo.demo.chaos_checks import check, wait_projected
+from modomo.demo.chaos_plan import (
+    ChaosPlan,
+    ChaosReport,
+    Fault,
+    FaultRecord,
+    planted,
+    schedule,
+)
 from modomo.demo.pgservers import PostgresCluster
 from modomo.demo.run import submit
 from modomo.demo.servers import ACCESS_KEY, SECRET_KEY, RedisServer, SeaweedFS
@@ -47,90 +54,49 @@ from modomo.storage import Storage
 from modomo.streams.keys import EVENT_FIELD, GPU_GROUP, Keys
 from modomo.synthetic.rooms import room
 
-FAULTS = ("worker", "projector", "redis", "postgres", "s3")
-"""Every kind of fault, each injected ``rounds`` times per run."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChaosPlan:
-    """What a run does; the same seed gives the same inputs and the same fault schedule."""
-
-    state: Path
-    scenes: int = 200
-    seed: int = 1
-    rounds: int = 1
-    """How many times each kind of fault is injected."""
-    size: tuple[int, int] = (1024, 768)
-    """Width and height of the synthetic rooms."""
-    within_s: float = 900.0
-    """How long the job may take before the run gives up on it."""
-    resume_within_s: float = 240.0
-    """How long work may stay stalled after a fault."""
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One scheduled fault: its kind, the number of scenes done that arms it, the pause
-    after that and, for the servers, how long they stay down."""
-
-    kind: str
-    after_done: int
-    pause_s: float
-    down_s: float
-
-
-@dataclass(slots=True)
-class FaultRecord:
-    """What happened at one fault (``resumed_s`` None: work never resumed)."""
-
-    kind: str
-    at_s: float
-    done_before: int
-    in_flight: int | None
-    """Tasks delivered and not yet acknowledged when it struck (None: not readable)."""
-    done_after: int = 0
-    resumed_s: float | None = None
-
-
-def planted(seed: int, scenes: int) -> dict[int, tuple[str, bytes]]:
-    """The bad inputs, by position in the job: a text file and a truncated JPEG, both sent
-    as ``image/jpeg``."""
-    rng = random.Random(f"planted-{seed}")
-    text, cut = rng.sample(range(scenes), 2)
-    whole = room(seed + 10_000, 320, 240)
-    return {
-        text: ("notes.jpg", b"this is a shopping list, not a photo\n" * 20),
-        cut: ("truncated.jpg", whole[: len(whole) // 2]),
-    }
-
-
-def schedule(seed: int, good: int, rounds: int = 1) -> list[Fault]:
-    """Each fault kind ``rounds`` times, in a seeded order, armed at distinct seeded
-    counts of scenes done between about 5 % and 85 % of ``good``."""
-    rng = random.Random(f"faults-{seed}")
-    kinds = [kind for _ in range(rounds) for kind in rng.sample(FAULTS, len(FAULTS))]
-    low, high = max(1, good // 20), max(int(good * 0.85), len(kinds) + 1)
-    marks = sorted(rng.sample(range(low, min(high, good - 1) + 1), len(kinds)))
-    return [
-        Fault(kind, mark, round(rng.uniform(0.0, 1.5), 2), round(rng.uniform(1.0, 3.0), 2))
-        for kind, mark in zip(kinds, marks, strict=True)
-    ]
-
 
 class Progress:
     """The job as its Redis stream tells it, read incrementally; keeps the last known
     counts while Redis is down."""
 
-    def __init__(self, redis: Redis, keys: Keys, job_id: str) -> None:
+    def __init__(self, redis: Redis, keys: Keys, job_id: str, settings: Settings) -> None:
         self.redis = redis
         self.keys = keys
+        self.settings = settings
         self.stream = keys.job_events(job_id)
         self.last = "-"
         self.done = 0
         self.dead = 0
         self.ended = False
+        self.projected = 0
+        """Events the slowest projector has folded (the archive included)."""
+        self._conn: asyncpg.Connection[Any] | None = None
 
     async def poll(self) -> None:
+        await self._poll_stream()
+        await self._poll_projectors()
+
+    async def _poll_projectors(self) -> None:
+        try:
+            if self._conn is None:
+                self._conn = await db.connect(self.settings, pooled=True)
+            async with db.transaction(self._conn):
+                seen = await self._conn.fetchval(
+                    "SELECT min(events_seen) FROM (SELECT events_seen FROM projector_checkpoints"
+                    " UNION ALL SELECT events_seen FROM log_checkpoints) c",
+                    timeout=5,
+                )
+            self.projected = int(seen or 0)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            await self.close()
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):  # a connection to a dead server: let it go
+                await asyncio.wait_for(conn.close(), 2)
+
+    async def _poll_stream(self) -> None:
         with contextlib.suppress(OSError, RedisError):
             start = "-" if self.last == "-" else f"({self.last}"
             rows: Any = await self.redis.xrange(self.stream, start, "+", count=1000)
@@ -146,74 +112,6 @@ class Progress:
             summary: Any = await self.redis.xpending(self.keys.queue, GPU_GROUP)
             return int(summary["pending"])
         return None
-
-
-@dataclass(slots=True)
-class ChaosReport:
-    """The run's outcome: the invariants, the faults, the wall time."""
-
-    plan: ChaosPlan
-    verdict: Verdict
-    faults: list[FaultRecord]
-    restarts: dict[str, int]
-    wall_s: float
-    orphans: list[int] = field(default_factory=list)
-    crash_loop: str = ""
-
-    @property
-    def operator_actions(self) -> int:
-        return self.verdict.operator_actions + (1 if self.crash_loop else 0)
-
-    @property
-    def failures(self) -> list[str]:
-        """Each invariant that does not hold, in a sentence."""
-        out = list(self.verdict.failures)
-        if len(self.faults) != len(FAULTS) * self.plan.rounds:
-            out.append(f"only {len(self.faults)} faults were injected")
-        for fault in self.faults:
-            if not 0 < fault.done_before < self.verdict.good:
-                out.append(f"the {fault.kind} fault struck outside the job's work")
-            if fault.resumed_s is None:
-                out.append(f"work never resumed after the {fault.kind} fault")
-        if self.orphans:
-            out.append(f"processes left behind: {self.orphans}")
-        if self.crash_loop:
-            out.append(self.crash_loop)
-        return out
-
-    def table(self) -> str:
-        v = self.verdict
-        rows = [
-            ("scenes done exactly once", f"{v.done_once}/{v.good}"),
-            (
-                "scenes dead (expected: only the planted bad inputs)",
-                f"{len(v.dead)} ({'only the planted' if v.dead == v.planted else 'NOT the planted'}"
-                f" {len(v.planted)})",
-            ),
-            ("events lost", str(v.events_lost)),
-            ("read models equal to a fresh replay of the log", "yes" if v.replay_equal else "NO"),
-            ("orphan processes", str(len(self.orphans))),
-            ("operator actions needed", str(self.operator_actions)),
-            ("wall time", f"{self.wall_s:.0f} s"),
-        ]
-        width = max(len(name) for name, _ in rows)
-        lines = [f"chaos run: {self.plan.scenes} scenes, seed {self.plan.seed}", ""]
-        lines += [f"| {'invariant':<{width}} | result |", f"|{'-' * (width + 2)}|--------|"]
-        lines += [f"| {name:<{width}} | {value} |" for name, value in rows]
-        lines += ["", "| fault | at s | scenes done | in flight | work resumed after |"]
-        lines += ["|-------|------|-------------|-----------|--------------------|"]
-        for f in self.faults:
-            resumed = f"{f.resumed_s:.1f} s" if f.resumed_s is not None else "never"
-            flight = "?" if f.in_flight is None else str(f.in_flight)
-            lines.append(
-                f"| {f.kind} | {f.at_s:.0f} | {f.done_before} -> {f.done_after} | {flight} "
-                f"| {resumed} |"
-            )
-        restarts = ", ".join(f"{name} {n}" for name, n in sorted(self.restarts.items()))
-        lines += ["", f"supervisor restarts: {restarts}"]
-        failures = self.failures
-        lines.append("all invariants hold" if not failures else "FAILED: " + "; ".join(failures))
-        return "\n".join(lines)
 
 
 class _Servers:
@@ -350,13 +248,15 @@ async def run_chaos(plan: ChaosPlan, say: Callable[[str], None] = print) -> Chao
                         client, photos, f"chaos seed {plan.seed}", "bench/chaos.py"
                     )
                 say(f"job {job_id}: {plan.scenes} scenes, {len(bad_names)} planted bad inputs")
-                progress = Progress(redis, Keys(settings.redis_prefix), job_id)
+                progress = Progress(redis, Keys(settings.redis_prefix), job_id, settings)
                 faults = schedule(plan.seed, plan.scenes - len(bad_names), plan.rounds)
                 try:
                     await _drive(plan, progress, faults, servers, supervisor, records, groups, say)
                 except CrashLoop as exc:  # reported; the checks still run
                     crash_loop = str(exc)
                     say(f"the run broke: {exc}")
+                finally:
+                    await progress.close()
                 restarts = {c.name: c.restarts for c in supervisor.children.values()}
                 if progress.ended:
                     await wait_projected(settings, redis, within_s=120)
@@ -398,7 +298,11 @@ async def _drive(
         supervisor.check()
         groups |= {c.pid for c in supervisor.children.values() if c.pid is not None}
         await progress.poll()
-        if current is not None and progress.done > current.done_before:
+        if (
+            current is not None
+            and progress.done > current.done_before
+            and progress.projected > current.projected_before
+        ):
             current.done_after = progress.done
             current.resumed_s = time.monotonic() - started - current.at_s
             say(f"  work resumed {current.resumed_s:.1f} s after the {current.kind} fault")
@@ -410,12 +314,19 @@ async def _drive(
         if current is None and pending and progress.done >= pending[0].after_done:
             fault = pending.pop(0)
             await asyncio.sleep(fault.pause_s)
+            if fault.kind == "worker":
+                # Mid-scene, never in the instant between two: a delivery must be pending.
+                for _ in range(40):
+                    if (await progress.in_flight() or 0) >= 1:
+                        break
+                    await asyncio.sleep(0.25)
             await progress.poll()
             current = FaultRecord(
                 fault.kind,
                 time.monotonic() - started,
                 progress.done,
                 await progress.in_flight(),
+                progress.projected,
             )
             records.append(current)
             say(f"  {fault.kind}: SIGKILL with {progress.done} scenes done")
