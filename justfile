@@ -84,6 +84,10 @@ demo *args: web
 up: web
     {{bin}}/modomo up
 
+# 200 scenes while worker, projectors, Redis, PostgreSQL, S3 are killed (--seed N, --long)
+chaos *args:
+    {{bin}}/python bench/chaos.py {{args}}
+
 # the golden-set evaluation: 200 synthetic rooms with their truth, a live job, the scores
 eval scenes="200":
     {{bin}}/modomo golden --scenes {{scenes}} --out .modomo/golden

@@ -289,29 +289,31 @@ async def _drive(
     groups: set[int],
     say: Callable[[str], None],
 ) -> None:
-    """Inject ``faults`` as the job reaches them, then wait for the job to end."""
+    """Inject ``faults`` as the job reaches them, then wait for the job to end.
+
+    A fault fires at its mark even while work has not yet resumed after the one before
+    (a projector's successor waits out the dead one's lease, and the job moves on
+    meanwhile); each one's resumption is timed on its own."""
     started = time.monotonic()
     deadline = started + plan.within_s
     pending = list(faults)
-    current: FaultRecord | None = None
+    waiting: list[FaultRecord] = []
     while time.monotonic() < deadline:
         supervisor.check()
         groups |= {c.pid for c in supervisor.children.values() if c.pid is not None}
         await progress.poll()
-        if (
-            current is not None
-            and progress.done > current.done_before
-            and progress.projected > current.projected_before
-        ):
-            current.done_after = progress.done
-            current.resumed_s = time.monotonic() - started - current.at_s
-            say(f"  work resumed {current.resumed_s:.1f} s after the {current.kind} fault")
-            current = None
-        if current is not None and time.monotonic() - started - current.at_s > plan.resume_within_s:
+        now = time.monotonic() - started
+        for record in list(waiting):
+            if progress.done > record.done_before and progress.projected > record.projected_before:
+                record.done_after = progress.done
+                record.resumed_s = now - record.at_s
+                say(f"  work resumed {record.resumed_s:.1f} s after the {record.kind} fault")
+                waiting.remove(record)
+        if any(now - record.at_s > plan.resume_within_s for record in waiting):
             return  # stalled: the report says so
-        if progress.ended and current is None:
+        if progress.ended and not waiting:
             return
-        if current is None and pending and progress.done >= pending[0].after_done:
+        if pending and not progress.ended and progress.done >= pending[0].after_done:
             fault = pending.pop(0)
             await asyncio.sleep(fault.pause_s)
             if fault.kind == "worker":
@@ -321,14 +323,15 @@ async def _drive(
                         break
                     await asyncio.sleep(0.25)
             await progress.poll()
-            current = FaultRecord(
+            record = FaultRecord(
                 fault.kind,
                 time.monotonic() - started,
                 progress.done,
                 await progress.in_flight(),
                 progress.projected,
             )
-            records.append(current)
+            records.append(record)
+            waiting.append(record)
             say(f"  {fault.kind}: SIGKILL with {progress.done} scenes done")
             await _inject(fault, servers, supervisor)
             continue
