@@ -69,6 +69,8 @@ class ProjectorRunner:
         self.state: State = "starting"
         self.last_error: str | None = None
         self._renewed_at = 0.0
+        self._failures = 0
+        """Consecutive failed tries; sets the pause before the next."""
         self._stopping = asyncio.Event()
         self._log = structlog.get_logger("modomo.projector").bind(projector=projector.name)
 
@@ -88,27 +90,31 @@ class ProjectorRunner:
         retried up to 30 s apart. Events PostgreSQL refuses are parked, never raised, so a
         failure repeating here is never one event's fault.
         """
-        failures = 0
+        self._failures = 0
         while not self._stopping.is_set():
             conn: asyncpg.Connection[Any] | None = None
             try:
                 conn = await db.connect(self.settings, pooled=True)
                 if await self._lease(conn):
-                    failures = 0
+                    # Not a success yet: the backoff is reset by the first read of the log
+                    # (in _follow). Reset here, a Redis outage had every runner retake its
+                    # lease, reconnect and log twice every 0.25 s for the outage's length.
                     await self._follow(conn)
             except LeaseLost as exc:
                 self._log.warning("projector_lease_lost", error=str(exc))
                 self.state = "standby"
             except TRANSIENT as exc:
-                failures += 1
+                self._failures += 1
                 self._cut_off(exc)
-                self._log.warning("projector_connection_lost", error=repr(exc), failures=failures)
-                await self._pause(backoff_s(failures, 3.0))
+                self._log.warning(
+                    "projector_connection_lost", error=repr(exc), failures=self._failures
+                )
+                await self._pause(backoff_s(self._failures, 3.0))
             except Exception as exc:
-                failures += 1
+                self._failures += 1
                 self._cut_off(exc)
                 self._log.error("projector_failed", error=repr(exc), exc_info=exc)
-                await self._pause(backoff_s(failures, 30.0))
+                await self._pause(backoff_s(self._failures, 30.0))
             finally:
                 held = self.active.is_set()
                 self.active.clear()
@@ -168,6 +174,7 @@ class ProjectorRunner:
         renew_every = self.settings.projector_lease_ms / 3000
         while not self._stopping.is_set():
             entries = await self._next_batch(conn)
+            self._failures = 0  # both servers answered
             if not entries:
                 if time.monotonic() - self._renewed_at > renew_every:
                     async with db.transaction(conn):

@@ -5,19 +5,18 @@ process group, and a child that keeps crashing makes ``up`` exit non-zero."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
+from modomo.demo import procs
 from modomo.demo.services import free_port
 from modomo.settings import Settings
 from tests.integration.support import ROOT, settings_env, wait_for
@@ -60,47 +59,9 @@ def _start_up(
         )
 
 
-def _stat(pid: int) -> tuple[int, int] | None:
-    """(parent pid, process group) of a live process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[1]), int(fields[2])) if fields[0] != "Z" else None
-
-
-def _processes() -> Iterator[int]:
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            yield int(entry.name)
-
-
-def _children(pid: int) -> dict[int, str]:
-    """Live children of ``pid``: pid -> command line."""
-    out = {}
-    for child in _processes():
-        stat = _stat(child)
-        if stat is not None and stat[0] == pid:
-            with contextlib.suppress(OSError):
-                out[child] = (
-                    Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                )
-    return out
-
-
-def _in_groups(groups: set[int]) -> list[int]:
-    return [p for p in _processes() if (stat := _stat(p)) is not None and stat[1] in groups]
-
-
 def _with_prefix(prefix: str) -> list[int]:
     """Live processes started with this test's settings (children left behind included)."""
-    marker = f"MODOMO_REDIS_PREFIX={prefix}\0".encode()
-    found = []
-    for pid in _processes():
-        with contextlib.suppress(OSError):
-            if marker in Path(f"/proc/{pid}/environ").read_bytes() and _stat(pid) is not None:
-                found.append(pid)
-    return found
+    return procs.with_env("MODOMO_REDIS_PREFIX", prefix)
 
 
 async def _wait_text(path: Path, text: str, proc: subprocess.Popen[bytes], within: float) -> None:
@@ -128,16 +89,16 @@ async def test_up_restarts_a_killed_child_then_sigterm_stops_every_group(
     log = tmp_path / "up.log"
     try:
         await _wait_text(log, "Modomo is up", up, within=240)
-        children = _children(up.pid)
+        children = procs.children(up.pid)
         kinds = {_kind(cmd): pid for pid, cmd in children.items()}
         assert {"worker", "project", "api", "weed"} <= set(kinds), children
         groups = {pid for pid in children}  # each child leads its own group
-        assert all(_stat(p) is not None and _stat(p)[1] == p for p in groups)  # type: ignore[index]
+        assert all(procs.stat(p) is not None and procs.stat(p)[1] == p for p in groups)  # type: ignore[index]
 
         os.kill(kinds["worker"], signal.SIGKILL)
         await _wait_text(log, "child_restarted", up, within=30)
         assert "child_exited" in log.read_text()
-        new = {p: c for p, c in _children(up.pid).items() if _kind(c) == "worker"}
+        new = {p: c for p, c in procs.children(up.pid).items() if _kind(c) == "worker"}
         assert len(new) == 1
         assert set(new) != {kinds["worker"]}
         groups |= set(new)
@@ -150,7 +111,7 @@ async def test_up_restarts_a_killed_child_then_sigterm_stops_every_group(
         if up.poll() is None:
             up.kill()
     assert code == 0, log.read_text()[-3000:]
-    assert _in_groups(groups) == []
+    assert procs.in_groups(groups) == []
     assert _with_prefix(settings.redis_prefix) == []
 
 
@@ -162,7 +123,7 @@ async def test_sigint_to_the_pid_of_up_in_the_background_stops_everything(
     up = _start_up(settings, tmp_path, ignore_sigint=True)
     try:
         await _wait_text(tmp_path / "up.log", "Modomo is up", up, within=120)
-        groups = set(_children(up.pid))
+        groups = set(procs.children(up.pid))
         assert len(groups) == 5  # S3, API, projectors, exporter, worker
         up.send_signal(signal.SIGINT)
         code = await asyncio.to_thread(up.wait, 30)
@@ -170,7 +131,7 @@ async def test_sigint_to_the_pid_of_up_in_the_background_stops_everything(
         if up.poll() is None:
             up.kill()
     assert code == 0
-    assert _in_groups(groups) == []
+    assert procs.in_groups(groups) == []
     assert _with_prefix(settings.redis_prefix) == []
 
 
