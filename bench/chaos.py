@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modomo.demo.chaos import run_chaos
 from modomo.demo.chaos_plan import ChaosPlan
 from modomo.demo.pgservers import available
+from modomo.logs import configure_logging
+from modomo.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if (why := available()) is not None:
         print(f"bench/chaos.py cannot run here: {why}", file=sys.stderr)
         return 1
+    configure_logging(Settings.from_env(log_level="warning"))  # restarts stay visible
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("YOLO_OFFLINE", "1")
     state = args.state or Path(tempfile.mkdtemp(prefix="modomo-chaos-"))
