@@ -6,7 +6,8 @@ SeaweedFS on free ports, the API, the projectors and one tiny-profile GPU worker
 inputs through the API, starts a job and, as it runs, SIGKILLs the worker and the
 projectors (the supervisor restarts them) and SIGKILLs Redis, PostgreSQL and SeaweedFS and
 starts them again. Each fault fires once a seeded share of the scenes is done, after a
-seeded pause, and the next waits until work visibly resumed. At the end
+seeded pause, as a task of its own (faults may overlap), and the time until work visibly
+resumed after it is recorded. At the end
 :mod:`modomo.demo.chaos_checks` checks the invariants and :class:`ChaosReport` prints them.
 
 ``bench/chaos.py`` is the command; ``tests/faults/test_chaos.py`` runs it small.
@@ -59,7 +60,15 @@ class Progress:
     """The job as its Redis stream tells it, read incrementally; keeps the last known
     counts while Redis is down."""
 
-    def __init__(self, redis: Redis, keys: Keys, job_id: str, settings: Settings) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        job_id: str,
+        settings: Settings,
+        say: Callable[[str], None],
+    ) -> None:
+        self.say = say
         self.redis = redis
         self.keys = keys
         self.settings = settings
@@ -248,7 +257,7 @@ async def run_chaos(plan: ChaosPlan, say: Callable[[str], None] = print) -> Chao
                         client, photos, f"chaos seed {plan.seed}", "bench/chaos.py"
                     )
                 say(f"job {job_id}: {plan.scenes} scenes, {len(bad_names)} planted bad inputs")
-                progress = Progress(redis, Keys(settings.redis_prefix), job_id, settings)
+                progress = Progress(redis, Keys(settings.redis_prefix), job_id, settings, say)
                 faults = schedule(plan.seed, plan.scenes - len(bad_names), plan.rounds)
                 try:
                     await _drive(plan, progress, faults, servers, supervisor, records, groups, say)
@@ -289,53 +298,76 @@ async def _drive(
     groups: set[int],
     say: Callable[[str], None],
 ) -> None:
-    """Inject ``faults`` as the job reaches them, then wait for the job to end.
+    """Inject ``faults`` as the job reaches their marks, then wait for the job to end.
 
-    A fault fires at its mark even while work has not yet resumed after the one before
-    (a projector's successor waits out the dead one's lease, and the job moves on
-    meanwhile); each one's resumption is timed on its own."""
+    Each fault runs as a task of its own, so a server that takes seconds to restart does
+    not hold the next fault back while the job moves on (faults may overlap); each one's
+    resumption is timed on its own. Every task has finished when this returns, so every
+    server is up again for the checks."""
     started = time.monotonic()
     deadline = started + plan.within_s
     pending = list(faults)
     waiting: list[FaultRecord] = []
-    while time.monotonic() < deadline:
-        supervisor.check()
-        groups |= {c.pid for c in supervisor.children.values() if c.pid is not None}
-        await progress.poll()
-        now = time.monotonic() - started
-        for record in list(waiting):
-            if progress.done > record.done_before and progress.projected > record.projected_before:
-                record.done_after = progress.done
-                record.resumed_s = now - record.at_s
-                say(f"  work resumed {record.resumed_s:.1f} s after the {record.kind} fault")
-                waiting.remove(record)
-        if any(now - record.at_s > plan.resume_within_s for record in waiting):
-            return  # stalled: the report says so
-        if progress.ended and not waiting:
-            return
-        if pending and not progress.ended and progress.done >= pending[0].after_done:
-            fault = pending.pop(0)
-            await asyncio.sleep(fault.pause_s)
-            if fault.kind == "worker":
-                # Mid-scene, never in the instant between two: a delivery must be pending.
-                for _ in range(40):
-                    if (await progress.in_flight() or 0) >= 1:
-                        break
-                    await asyncio.sleep(0.25)
+    strikes: list[asyncio.Task[None]] = []
+    try:
+        while time.monotonic() < deadline:
+            supervisor.check()
+            groups |= {c.pid for c in supervisor.children.values() if c.pid is not None}
             await progress.poll()
-            record = FaultRecord(
-                fault.kind,
-                time.monotonic() - started,
-                progress.done,
-                await progress.in_flight(),
-                progress.projected,
-            )
-            records.append(record)
-            waiting.append(record)
-            say(f"  {fault.kind}: SIGKILL with {progress.done} scenes done")
-            await _inject(fault, servers, supervisor)
-            continue
-        await asyncio.sleep(0.25)
+            now = time.monotonic() - started
+            for record in list(waiting):
+                if (
+                    progress.done > record.done_before
+                    and progress.projected > record.projected_before
+                ):
+                    record.done_after = progress.done
+                    record.resumed_s = now - record.at_s
+                    say(f"  work resumed {record.resumed_s:.1f} s after the {record.kind} fault")
+                    waiting.remove(record)
+            if any(now - record.at_s > plan.resume_within_s for record in waiting):
+                return  # stalled: the report says so
+            busy = any(not task.done() for task in strikes)
+            if progress.ended and not waiting and not busy:
+                return
+            while pending and not progress.ended and progress.done >= pending[0].after_done:
+                fault = pending.pop(0)
+                strike = _strike(fault, progress, servers, supervisor, started, records, waiting)
+                strikes.append(asyncio.create_task(strike))
+            await asyncio.sleep(0.25)
+    finally:
+        await asyncio.gather(*strikes)
+
+
+async def _strike(
+    fault: Fault,
+    progress: Progress,
+    servers: _Servers,
+    supervisor: Supervisor,
+    started: float,
+    records: list[FaultRecord],
+    waiting: list[FaultRecord],
+) -> None:
+    await asyncio.sleep(fault.pause_s)
+    if fault.kind == "worker":
+        # Mid-scene, never in the instant between two: a delivery must be pending.
+        for _ in range(40):
+            if (await progress.in_flight() or 0) >= 1:
+                break
+            await asyncio.sleep(0.25)
+    if progress.ended:
+        progress.say(f"  {fault.kind}: not injected, the job had ended")
+        return
+    record = FaultRecord(
+        fault.kind,
+        time.monotonic() - started,
+        progress.done,
+        await progress.in_flight(),
+        progress.projected,
+    )
+    records.append(record)
+    waiting.append(record)
+    progress.say(f"  {fault.kind}: SIGKILL with {progress.done} scenes done")
+    await _inject(fault, servers, supervisor)
 
 
 def _orphans(settings: Settings | None, groups: set[int], server_pids: set[int]) -> list[int]:

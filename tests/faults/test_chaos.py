@@ -1,4 +1,4 @@
-"""``bench/chaos.py``'s code path, small: 16 scenes (two of them planted bad inputs), each
+"""``bench/chaos.py``'s code path, small: 24 scenes (two of them planted bad inputs), each
 fault once (worker and projectors SIGKILLed, Redis, PostgreSQL and SeaweedFS SIGKILLed and
 started again), seed 7. Every invariant holds, and each fault struck mid-job: scenes were
 done before it and after it, and fewer than all when it struck."""
@@ -32,13 +32,13 @@ def _events(log: Path) -> list[str]:
 @pytest.mark.timeout(420)
 async def test_a_small_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     said: list[str] = []
-    plan = ChaosPlan(state=tmp_path / "chaos", scenes=16, seed=7, size=(640, 480), within_s=300)
+    plan = ChaosPlan(state=tmp_path / "chaos", scenes=24, seed=7, size=(640, 480), within_s=300)
     report = await run_chaos(plan, said.append)
     logs = plan.state / "logs"
     assert report.failures == [], report.table() + "\n" + "\n".join(said)
 
     verdict = report.verdict
-    assert (verdict.good, verdict.done_once) == (14, 14)
+    assert (verdict.good, verdict.done_once) == (22, 22)
     assert verdict.dead == verdict.planted
     assert len(verdict.planted) == 2
     assert verdict.events_lost == 0
