@@ -317,8 +317,8 @@ async def _drive(
             now = time.monotonic() - started
             for record in list(waiting):
                 if (
-                    progress.done > record.done_before
-                    and progress.projected > record.projected_before
+                    progress.done > record.done_restored
+                    and progress.projected > record.projected_restored
                 ):
                     record.done_after = progress.done
                     record.resumed_s = now - record.at_s
@@ -358,16 +358,15 @@ async def _strike(
         progress.say(f"  {fault.kind}: not injected, the job had ended")
         return
     record = FaultRecord(
-        fault.kind,
-        time.monotonic() - started,
-        progress.done,
-        await progress.in_flight(),
-        progress.projected,
+        fault.kind, time.monotonic() - started, progress.done, await progress.in_flight()
     )
     records.append(record)
-    waiting.append(record)
     progress.say(f"  {fault.kind}: SIGKILL with {progress.done} scenes done")
     await _inject(fault, servers, supervisor)
+    # Work resumed means more done than once the server was back (a scene that finished
+    # while it was going down proves nothing).
+    record.done_restored, record.projected_restored = progress.done, progress.projected
+    waiting.append(record)
 
 
 def _orphans(settings: Settings | None, groups: set[int], server_pids: set[int]) -> list[int]:

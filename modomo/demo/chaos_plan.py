@@ -54,10 +54,13 @@ class FaultRecord:
     done_before: int
     in_flight: int | None
     """Tasks delivered and not yet acknowledged when it struck (None: not readable)."""
-    projected_before: int = 0
+    done_restored: int = 0
+    """Scenes done once the fault was over (the server started again, the process killed)."""
+    projected_restored: int = 0
     done_after: int = 0
     resumed_s: float | None = None
-    """Seconds until both a scene and the projectors had moved on."""
+    """Seconds from the fault until both a scene and the projectors had moved on past
+    where they were once it was over."""
 
 
 def planted(seed: int, scenes: int) -> dict[int, tuple[str, bytes]]:

@@ -32,7 +32,7 @@ def test_different_seeds_draw_different_moments() -> None:
 
 def _report(**changes: object) -> ChaosReport:
     verdict = Verdict(good=10, planted={"a", "b"}, done_once=10, dead={"a", "b"}, replay_equal=True)
-    faults = [FaultRecord(kind, 1.0, 3, 1, 0, 4, 2.0) for kind in FAULTS]
+    faults = [FaultRecord(kind, 1.0, 3, 1, done_after=4, resumed_s=2.0) for kind in FAULTS]
     report = ChaosReport(ChaosPlan(state=Path("/nonexistent")), verdict, faults, {}, 12.0)
     for name, value in changes.items():
         setattr(report, name, value)
@@ -46,7 +46,7 @@ def test_a_clean_report_has_no_failures_and_says_so() -> None:
 
 
 def test_the_report_fails_a_fault_outside_the_job_stalled_work_orphans_and_a_crash_loop() -> None:
-    late = [FaultRecord(kind, 1.0, 10, 0, 0, 10, None) for kind in FAULTS]
+    late = [FaultRecord(kind, 1.0, 10, 0, done_after=10) for kind in FAULTS]
     failures = _report(faults=late[:4], orphans=[4242], crash_loop="api exited 6 times").failures
     assert "only 4 faults were injected" in failures
     assert "the worker fault struck outside the job's work" in failures
