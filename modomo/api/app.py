@@ -98,7 +98,8 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
 
     class Metrics(PrometheusController):
         path = "/metrics"
-        opt = {"public": True}
+        opt = {"public": True}  # to role_guard; its own guard asks for a network or token
+        guards = [metrics.metrics_guard(settings)]
         include_in_schema = False  # Prometheus text for scrapers, not part of the REST API
         openmetrics_format = False
 
