@@ -26,6 +26,7 @@ from modomo.api.jobs import JobController
 from modomo.api.links import MediaLinks, PresignCache, media_key
 from modomo.api.media import MediaController
 from modomo.api.observe import observed
+from modomo.api.ratelimit import write_rate_guard
 from modomo.api.review_queue import ReviewQueueController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
@@ -124,7 +125,7 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
             RootController,
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
-        guards=[role_guard],
+        guards=[role_guard, write_rate_guard],
         before_request=_before_request,
         # An unreachable server (Redis, PostgreSQL, the bucket) is a 503, never a 500.
         exception_handlers={exc: unavailable for exc in (*UNREACHABLE, HTTPClientError)},

@@ -8,6 +8,7 @@ error body's schema (``{"status_code", "detail", "extra"}``):
   takes one), 401, and 403 when the role is above viewer;
 - path parameters: 404 (an unknown id);
 - a request body: 400 (Litestar adds it for any parameter or body) and 413 (over 1 MB);
+- a write (POST, PUT, PATCH, DELETE): 429 past the caller's rate limit, with ``Retry-After``;
 - any route that reads Redis, PostgreSQL or the bucket: 503 while one of them is down
   (:func:`modomo.api.system.unavailable` answers it, with ``Retry-After``).
 
@@ -35,6 +36,7 @@ from litestar.exceptions import (
     NotFoundException,
     PermissionDeniedException,
     ServiceUnavailableException,
+    TooManyRequestsException,
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
@@ -92,6 +94,8 @@ def document(app: Litestar) -> None:
                 raises.append(NotFoundException)
             if "data" in handler.parsed_fn_signature.parameters:
                 raises.append(RequestEntityTooLarge)
+            if set(handler.http_methods) & {"POST", "PUT", "PATCH", "DELETE"}:
+                raises.append(TooManyRequestsException)  # modomo.api.ratelimit
             handler.raises = list(dict.fromkeys(raises))
             schemes: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
             if handler.opt.get("ticket"):
