@@ -30,7 +30,8 @@ def metrics_guard(settings: Settings) -> Any:
     ) -> None:
         if token and bearer_matches(connection.headers.get("authorization", ""), token):
             return
-        # The socket's peer, never X-Forwarded-For: a header anyone can write opens nothing.
+        # The peer as uvicorn reports it: X-Forwarded-For counts only when a proxy in
+        # FORWARDED_ALLOW_IPS (by default 127.0.0.1: one on this machine) sent it.
         host = connection.client.host if connection.client else ""
         try:
             address = ipaddress.ip_address(host)
