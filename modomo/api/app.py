@@ -33,7 +33,13 @@ from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, services
 from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
-from modomo.api.system import UNREACHABLE, HealthController, check_text, unavailable
+from modomo.api.system import (
+    MAX_PARAM_CHARS,
+    UNREACHABLE,
+    HealthController,
+    check_text,
+    unavailable,
+)
 from modomo.api.taxonomies import TaxonomiesController
 from modomo.api.tickets import EventTicketController
 from modomo.api.web import AppController, RootController
@@ -155,6 +161,7 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
     contract.document(app)
     contract.exact_body_schemas(app)
     contract.set_upload_limit(app, settings.max_upload_bytes)
+    contract.text_parameters(app, MAX_PARAM_CHARS)
     return app
 
 

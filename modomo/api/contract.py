@@ -40,11 +40,12 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.openapi.spec import Components, Reference, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIType, Reference, Schema, SecurityScheme
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, ExceptionHandlersMap, Message, Receive, Scope, Send
 
 from modomo.api.auth import declared_role
+from modomo.api.schemas import NO_NUL
 from modomo.domain.text import find_problem
 
 SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
@@ -110,6 +111,23 @@ def set_upload_limit(app: Litestar, max_upload_bytes: int) -> None:
     upload = schemas.get("UploadFile")
     if isinstance(upload, dict):
         upload["properties"]["size_bytes"]["maximum"] = max_upload_bytes
+
+
+def text_parameters(app: Litestar, max_chars: int) -> None:
+    """State what :func:`modomo.api.system.check_text` enforces on every path and query
+    string without a pattern of its own: no NUL, at most ``max_chars`` characters. A value
+    the document allows is then one the API accepts (schemathesis sends NUL otherwise)."""
+    for item in (app.openapi_schema.paths or {}).values():
+        for operation in (item.get, item.put, item.post, item.patch, item.delete):
+            for parameter in (operation.parameters or []) if operation else []:
+                schema = getattr(parameter, "schema", None)
+                if not isinstance(schema, Schema) or schema.pattern is not None:
+                    continue
+                kinds = [schema, *(s for s in schema.one_of or [] if isinstance(s, Schema))]
+                if any(k.type == OpenAPIType.STRING for k in kinds):
+                    schema.pattern = NO_NUL
+                    if schema.max_length is None:
+                        schema.max_length = max_chars
 
 
 def _structs(annotation: Any, found: set[type[msgspec.Struct]]) -> None:
