@@ -25,6 +25,7 @@ the route was first made).
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -117,7 +118,15 @@ def text_parameters(app: Litestar, max_chars: int) -> None:
     """State what :func:`modomo.api.system.check_text` enforces on every path and query
     string without a pattern of its own: no NUL, at most ``max_chars`` characters. A value
     the document allows is then one the API accepts (schemathesis sends NUL otherwise)."""
-    for item in (app.openapi_schema.paths or {}).values():
+    # A ``{name:path}`` parameter reaches the check with its leading slash: one less.
+    slashed = {
+        (route.path_format, name)
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for name, definition in route.path_parameters.items()
+        if definition.type is Path
+    }
+    for path, item in (app.openapi_schema.paths or {}).items():
         for operation in (item.get, item.put, item.post, item.patch, item.delete):
             for parameter in (operation.parameters or []) if operation else []:
                 schema = getattr(parameter, "schema", None)
@@ -127,7 +136,8 @@ def text_parameters(app: Litestar, max_chars: int) -> None:
                 if any(k.type == OpenAPIType.STRING for k in kinds):
                     schema.pattern = NO_NUL
                     if schema.max_length is None:
-                        schema.max_length = max_chars
+                        name = getattr(parameter, "name", "")
+                        schema.max_length = max_chars - ((path, name) in slashed)
 
 
 def _structs(annotation: Any, found: set[type[msgspec.Struct]]) -> None:
