@@ -13,6 +13,10 @@ import httpx
 import msgspec
 import pytest
 
+from modomo.api.auth import create_api_key
+from modomo.demo.services import free_port
+from modomo.projections import db
+from modomo.projections import http as projector_http
 from modomo.settings import Settings
 from tests.integration.api_support import PNG, Api, running_api
 from tests.integration.support import ROOT
@@ -181,6 +185,20 @@ async def test_writes_past_the_limit_are_429_with_retry_after_across_two_process
         assert (await bob.post("/datasets", json={"name": "bob's"})).status_code == 201
         again = await alice_a.post("/datasets", json={"name": "five"})
         assert again.status_code == 429
+        # An API key is a caller of its own, counted by its key id on every process.
+        conn = await db.connect(guarded.settings)
+        try:
+            key = await create_api_key(conn, "reviewer", "integration")
+        finally:
+            await conn.close()
+        statuses = []
+        for base in (guarded.url, other.url, guarded.url, other.url):
+            async with httpx.AsyncClient(
+                base_url=base, headers={"X-API-Key": key}, timeout=30
+            ) as integration:
+                made_by_key = await integration.post("/datasets", json={"name": "by key"})
+                statuses.append(made_by_key.status_code)
+        assert statuses == [201, 201, 201, 429]
 
 
 async def test_an_upload_over_its_declared_size_is_refused_by_the_storage(
@@ -215,3 +233,27 @@ async def test_an_upload_over_its_declared_size_is_refused_by_the_storage(
         # Nothing of the refused uploads reached the bucket.
         assert registered.status_code == 409, registered.text
         assert f"{big['scene_id']}: not uploaded" in registered.text
+
+
+async def test_the_projector_metrics_need_the_token_when_it_is_set() -> None:
+    async def health() -> tuple[int, dict[str, object]]:
+        return 200, {"status": "ok"}
+
+    port = free_port()
+    server = await projector_http.serve(health, "127.0.0.1", port, metrics_token=METRICS_TOKEN)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as plain:
+            assert (await plain.get("/health")).status_code == 200
+            bare = await plain.get("/metrics")
+            assert bare.status_code == 401
+            assert "Bearer" in bare.text
+            wrong = await plain.get("/metrics", headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            scraped = await plain.get(
+                "/metrics", headers={"authorization": f"bearer {METRICS_TOKEN}"}
+            )
+            assert scraped.status_code == 200
+            assert "# TYPE" in scraped.text
+    finally:
+        server.close()
+        await server.wait_closed()
