@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import msgspec
@@ -233,6 +235,28 @@ async def test_an_upload_over_its_declared_size_is_refused_by_the_storage(
         # Nothing of the refused uploads reached the bucket.
         assert registered.status_code == 409, registered.text
         assert f"{big['scene_id']}: not uploaded" in registered.text
+    # The one that fits registers (as another caller: alice spent her three writes), and
+    # its media link redirects to a URL presigned for the TTL, within 5 to 15 minutes.
+    async with httpx.AsyncClient(
+        base_url=guarded.url,
+        headers={"Authorization": f"Bearer {guarded.token(subject='carol')}"},
+        timeout=30,
+    ) as carol:
+        kept = await carol.post(
+            f"/datasets/{dataset}/register-scenes",
+            json={"scenes": [{"scene_id": small["scene_id"]}]},
+        )
+        assert kept.status_code == 200, kept.text
+        scene = (await carol.get(f"/scenes/{small['scene_id']}")).json()
+        link = scene["original_url"]
+        expires = int(parse_qs(urlsplit(link).query)["exp"][0])
+        ttl = guarded.settings.presign_ttl_s
+        assert ttl <= expires - time.time() <= 1.5 * ttl + 1
+        redirect = await carol.get(link)
+        assert redirect.status_code == 302
+        signed = parse_qs(urlsplit(redirect.headers["location"]).query)
+        assert int(signed["X-Amz-Expires"][0]) == ttl
+        assert 300 <= ttl <= 900
 
 
 async def test_the_projector_metrics_need_the_token_when_it_is_set() -> None:
