@@ -183,8 +183,8 @@ async def submit(
     client: httpx.AsyncClient, photos: list[tuple[str, bytes]], name: str, description: str
 ) -> tuple[str, str, dict[str, str]]:
     """Through the API (``client`` signed in): a dataset, each photo (file name, bytes, sent
-    as ``image/jpeg``) uploaded through its presigned URL and registered, a job over them.
-    Returns the dataset's id, the job's id and each file name's scene id."""
+    as ``image/jpeg``) uploaded through its presigned POST form and registered, a job over
+    them. Returns the dataset's id, the job's id and each file name's scene id."""
     dataset = _ok(await client.post("/datasets", json={"name": name, "description": description}))
     dataset_id = dataset["dataset_id"]
     uploads = _ok(
@@ -200,12 +200,17 @@ async def submit(
     )["uploads"]
     async with httpx.AsyncClient(timeout=60) as plain:
         for upload, (_, photo) in zip(uploads, photos, strict=True):
-            put = await plain.put(upload["url"], content=photo, headers=upload["headers"])
-            if put.status_code != 200:
+            # The form's fields, then the file: the storage checks it against the policy.
+            put = await plain.post(
+                upload["url"],
+                data=upload["fields"],
+                files={"file": (upload["filename"], photo, "image/jpeg")},
+            )
+            if put.status_code not in (200, 201, 204):
                 raise ServiceError(
                     f"upload of {upload['filename']} refused: {put.status_code} {put.text[:200]}"
                 )
-    _say(f"uploaded {len(photos)} photos through presigned URLs")
+    _say(f"uploaded {len(photos)} photos through presigned POST forms")
     _ok(
         await client.post(
             f"/datasets/{dataset_id}/register-scenes",
