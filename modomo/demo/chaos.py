@@ -79,9 +79,12 @@ class Progress:
         self.ended = False
         self.projected = 0
         """Events the slowest projector has folded (the archive included)."""
+        self.polled_at = 0.0
+        """When the latest reading began (monotonic)."""
         self._conn: asyncpg.Connection[Any] | None = None
 
     async def poll(self) -> None:
+        self.polled_at = time.monotonic()
         await self._poll_stream()
         await self._poll_projectors()
 
@@ -316,6 +319,11 @@ async def _drive(
             await progress.poll()
             now = time.monotonic() - started
             for record in list(waiting):
+                if record.done_restored is None or record.projected_restored is None:
+                    if progress.polled_at > record.over_at:
+                        record.done_restored = progress.done
+                        record.projected_restored = progress.projected
+                    continue
                 if (
                     progress.done > record.done_restored
                     and progress.projected > record.projected_restored
@@ -363,9 +371,9 @@ async def _strike(
     records.append(record)
     progress.say(f"  {fault.kind}: SIGKILL with {progress.done} scenes done")
     await _inject(fault, servers, supervisor)
-    # Work resumed means more done than once the server was back (a scene that finished
-    # while it was going down proves nothing).
-    record.done_restored, record.projected_restored = progress.done, progress.projected
+    # Work resumed means more done than the first reading taken once the fault was over (a
+    # scene that finished while the server was going down proves nothing).
+    record.over_at = time.monotonic()
     waiting.append(record)
 
 

@@ -54,9 +54,11 @@ class FaultRecord:
     done_before: int
     in_flight: int | None
     """Tasks delivered and not yet acknowledged when it struck (None: not readable)."""
-    done_restored: int = 0
-    """Scenes done once the fault was over (the server started again, the process killed)."""
-    projected_restored: int = 0
+    over_at: float = float("inf")
+    """When the fault was over: the server started again, the process killed (monotonic)."""
+    done_restored: int | None = None
+    """Scenes done at the first reading after ``over_at``."""
+    projected_restored: int | None = None
     done_after: int = 0
     resumed_s: float | None = None
     """Seconds from the fault until both a scene and the projectors had moved on past

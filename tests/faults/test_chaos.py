@@ -50,6 +50,7 @@ async def test_a_small_chaos_run_keeps_every_invariant(tmp_path: Path) -> None:
     assert sorted(f.kind for f in report.faults) == sorted(FAULTS)
     for fault in report.faults:
         assert 0 < fault.done_before < verdict.good, fault
+        assert fault.done_restored is not None, fault
         assert fault.done_after > fault.done_restored >= fault.done_before, fault
         assert fault.resumed_s is not None
     # The supervisor restarted what was killed; the killed worker's scene was taken over.
