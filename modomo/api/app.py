@@ -26,9 +26,11 @@ from modomo.api.jobs import JobController
 from modomo.api.links import MediaLinks, PresignCache, media_key
 from modomo.api.media import MediaController
 from modomo.api.observe import observed
+from modomo.api.orgs import OrgController
 from modomo.api.review_queue import ReviewQueueController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
+from modomo.api.scope import OrgScope
 from modomo.api.services import Services, services
 from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
@@ -66,7 +68,8 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
             app.state.services = Services(
                 settings=settings,
                 redis=redis,
-                db=pool,
+                db=OrgScope(pool, "", settings.db_api_role),
+                pool=pool,
                 storage=storage,
                 log=EventLog(redis, keys),
                 hub=hub,
@@ -105,6 +108,7 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
     app = Litestar(
         route_handlers=[
             DatasetController,
+            OrgController,
             JobController,
             EventTicketController,
             SceneController,
@@ -130,7 +134,7 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
         lifespan=[lifespan],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "Last-Event-ID"],
             max_age=600,
         ),

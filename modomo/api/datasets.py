@@ -91,6 +91,7 @@ class DatasetController(Controller):
             name=data.name,
             description=data.description,
             created_by=caller_of(request).subject,
+            org=caller_of(request).org,
         )
         appended = await svc.append([event])
         late = await svc.unapplied("datasets", event.event_id, appended.log_ids[0])
@@ -160,7 +161,9 @@ class DatasetController(Controller):
         "URL) with an image type and a size within the limit; otherwise nothing is registered "
         "and the 409 names every problem. Registering a scene again is a no-op.",
     )
-    async def register(self, dataset_id: str, data: RegisterIn, svc: Services) -> RegisterOut:
+    async def register(
+        self, dataset_id: str, data: RegisterIn, request: Request[Any, Any, Any], svc: Services
+    ) -> RegisterOut:
         await known_dataset(svc, dataset_id)
         # A scene listed twice is registered once, under its first filename.
         first: dict[str, SceneRef] = {}
@@ -168,7 +171,9 @@ class DatasetController(Controller):
             first.setdefault(ref.scene_id, ref)
         refs = list(first.values())
         ids = list(first)
-        known = await scenes.registered(svc.db, ids)
+        # Across organisations (the owner's pool): a scene of another organisation is
+        # refused like one of another dataset, never registered again as new.
+        known = await scenes.registered(svc.pool, ids)
         elsewhere = [i for i, d in known.items() if d != dataset_id]
         if elsewhere:
             raise Conflict(f"scenes registered in another dataset: {', '.join(elsewhere[:20])}")
@@ -206,7 +211,9 @@ class DatasetController(Controller):
         warnings = await duplicate_warnings(svc, dataset_id, fresh)
         event_id = None
         if fresh:
-            event = ScenesRegistered(dataset_id=dataset_id, scenes=tuple(fresh))
+            event = ScenesRegistered(
+                dataset_id=dataset_id, scenes=tuple(fresh), org=caller_of(request).org
+            )
             appended = await svc.append([event])
             event_id = event.event_id
             await svc.applied("scenes", appended.log_ids[0])
