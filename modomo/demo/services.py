@@ -99,7 +99,10 @@ def s3_child(settings: Settings, state: Path) -> Child | None:
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
         # Its other servers on free ports: another SeaweedFS on this machine is no clash.
+        # gRPC ports too: by default each is its HTTP port + 10000, which can leave the
+        # valid range or land on a port something else holds.
         *(f"-{name}.port={free_port()}" for name in ("master", "volume", "filer")),
+        *(f"-{name}.port.grpc={free_port()}" for name in ("master", "volume", "filer", "s3")),
     ]
     return Child("s3", argv, dict(os.environ), state / "logs" / "s3.log")
 
@@ -174,12 +177,34 @@ async def _postgres_answers(url: str) -> bool:
 
 
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
+    """A TCP port on loopback that nothing listens on right now, below the kernel's
+    ephemeral range: a port from that range can be handed to any outgoing connection
+    (a Redis or PostgreSQL client) between this check and the server's bind, and a
+    server started again on the same port (a restart) would then fail for good."""
+    import random
     import socket
 
-    with socket.socket() as sock:
+    low, _ = _ephemeral_range()
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(10_000, max(low, 10_001))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # a crowded low range: the kernel's choice will do
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
 
 @contextlib.asynccontextmanager

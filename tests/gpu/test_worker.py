@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from modomo.demo.services import free_port
 from modomo.domain.events import (
     STAGE_OF,
     DepthEstimated,
@@ -135,15 +136,6 @@ async def test_serve_answers_health_and_warmup_then_exits_when_idle(
     started = asyncio.get_running_loop().time()
     await asyncio.wait_for(serving, 20)  # returns by itself once idle for 1.5 s
     assert asyncio.get_running_loop().time() - started < 15
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 async def _ready(gpu: GpuWorker) -> bool:
