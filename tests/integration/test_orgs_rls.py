@@ -27,6 +27,9 @@ from modomo.domain.events import (
     ScenesRegistered,
 )
 from modomo.pg import pool as db_pool
+from modomo.projections.migrate import load, migrate
+from modomo.projections.registry import select
+from modomo.projections.replay import replay
 from modomo.read import datasets, jobs, products, review_queue, reviews, scenes, stats
 from modomo.read.jobs import JobReader
 from modomo.read.scenes import SceneFilter, SceneReader
@@ -35,6 +38,7 @@ from modomo.read.stats import KINDS
 from modomo.settings import Settings
 from modomo.synthetic.log import synthetic_log
 from tests.integration.org_support import RLS_TABLES, Unfiltered, grant_reader, in_org
+from tests.integration.projection_support import dump as dump_tables
 from tests.integration.projection_support import project, publish
 
 pytestmark = pytest.mark.integration
@@ -231,3 +235,56 @@ async def test_the_policies_leave_the_owner_alone_so_projectors_fold_every_org(
         assert [r["org_id"] for r in orgs] == ["acme", "globex"]
     finally:
         await conn.close()
+
+
+async def test_a_replay_keeps_every_rows_org_and_the_policies(
+    db_settings: Settings, two_orgs: tuple[Org, Org]
+) -> None:
+    before = await dump_tables(db_settings)
+    result = await replay(db_settings, [p for p in select(None) if p.tables])
+    assert result.swapped
+    assert await dump_tables(db_settings) == before
+    role = await grant_reader(db_settings)  # the swapped-in tables are new: grant again
+    pool = await db_pool(db_settings, min_size=1, max_size=2)
+    try:
+        for table in RLS_TABLES:
+            seen = await OrgScope(pool, "globex", role).fetch(
+                f"SELECT DISTINCT org_id FROM {table}"
+            )
+            assert [r["org_id"] for r in seen] == ["globex"], table
+    finally:
+        await pool.close()
+
+
+async def test_rows_from_before_organisations_move_into_the_default_org(
+    db_settings: Settings,
+) -> None:
+    """Migrations up to 0059 with data in them, then the rest: every row is the default
+    organisation's, visible to it under row-level security and to no other."""
+    schema, log_schema = f"{db_settings.db_schema}_old", f"{db_settings.db_log_schema}_old"
+    conn = await asyncpg.connect(db_settings.database_url)
+    try:
+        everything = load()
+        await migrate(conn, schema, log_schema, [m for m in everything if m.number < 60])
+        await conn.execute(
+            f'INSERT INTO "{schema}".datasets (dataset_id, name, created_at) '
+            "VALUES ('old', 'from before', now())"
+        )
+        await conn.execute(
+            f'INSERT INTO "{log_schema}".api_keys (key_id, secret_hash, role) '
+            "VALUES ('k0', 'h', 'admin')"
+        )
+        applied = await migrate(conn, schema, log_schema, everything)
+        assert {"0060_org_read_models.sql", "0061_org_log.sql"} <= set(applied)
+        assert await conn.fetchval(f'SELECT org_id FROM "{schema}".datasets') == "default"
+        assert await conn.fetchval(f'SELECT org FROM "{log_schema}".api_keys') == "default"
+    finally:
+        await conn.close()
+    old = msgspec.structs.replace(db_settings, db_schema=schema, db_log_schema=log_schema)
+    role = await grant_reader(old)
+    pool = await db_pool(old, min_size=1, max_size=2)
+    try:
+        assert await datasets.dataset_exists(OrgScope(pool, "default", role), "old")
+        assert not await datasets.dataset_exists(OrgScope(pool, "acme", role), "old")
+    finally:
+        await pool.close()
