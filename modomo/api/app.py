@@ -30,8 +30,7 @@ from modomo.api.orgs import OrgController
 from modomo.api.review_queue import ReviewQueueController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
-from modomo.api.scope import OrgScope
-from modomo.api.services import Services, services
+from modomo.api.services import Services, org_scope, services
 from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
 from modomo.api.system import UNREACHABLE, HealthController, check_text, unavailable
@@ -68,7 +67,7 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
             app.state.services = Services(
                 settings=settings,
                 redis=redis,
-                db=OrgScope(pool, "", settings.db_api_role),
+                db=org_scope(pool, settings, ""),
                 pool=pool,
                 storage=storage,
                 log=EventLog(redis, keys),

@@ -34,11 +34,12 @@ else:
 
 
 class OrgScope:
-    """Runs queries on ``pool`` as the organisation ``org`` (and the role ``role``)."""
+    """Runs queries on ``pool`` as the organisation ``org`` (and the role ``role``; with
+    ``search_path``, also with that search path, for connections that keep none)."""
 
     __slots__ = ("_begin", "org", "pool", "role")
 
-    def __init__(self, pool: Pool, org: str, role: str = "") -> None:
+    def __init__(self, pool: Pool, org: str, role: str = "", search_path: str = "") -> None:
         # An id that is not well formed never reaches SQL: it scopes to nothing.
         if not valid_org(org):
             org = ""
@@ -49,6 +50,8 @@ class OrgScope:
         setup = f"SELECT set_config('modomo.org', '{org}', true)"
         if role:
             setup = f"SET LOCAL ROLE {quote(role)}; {setup}"
+        if search_path:  # made by modomo.pg.search_path: quoted identifiers
+            setup = f"SET LOCAL search_path TO {search_path}; {setup}"
         self._begin = f"BEGIN READ ONLY; {setup}"
 
     async def _run(self, method: str, query: str, args: tuple[Any, ...]) -> Any:

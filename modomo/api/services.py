@@ -22,6 +22,7 @@ from modomo.api.links import MediaLinks, PresignCache
 from modomo.api.schemas import Accepted
 from modomo.api.scope import OrgScope
 from modomo.domain.events import EventBase
+from modomo.pg import search_path
 from modomo.read import progress
 from modomo.read.jobs import JobReader
 from modomo.read.scenes import SceneReader
@@ -90,7 +91,13 @@ def services(state: State, request: Request[Any, Any, Any]) -> Services:
     caller: Caller | None = request.scope["state"].get("caller")
     if caller is None:  # a public route: no organisation, no rows
         return found
-    return replace(found, db=OrgScope(found.pool, caller.org, found.settings.db_api_role))
+    return replace(found, db=org_scope(found.pool, found.settings, caller.org))
+
+
+def org_scope(pool: Pool, settings: Settings, org: str) -> OrgScope:
+    """Reads as ``org``: as the API's role when one is set, and with the search path set in
+    each transaction too, so they resolve through a pooler that keeps no session setting."""
+    return OrgScope(pool, org, settings.db_api_role, search_path(settings))
 
 
 TIME_ID_CURSOR = r"^[0-9]{1,16}~[A-Za-z0-9_.:-]{1,64}$"
