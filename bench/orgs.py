@@ -55,7 +55,7 @@ def _bare(query: str) -> str:
 
 
 async def _time(read: Callable[[], Awaitable[Any]], n: int) -> list[float]:
-    for _ in range(200):
+    for _ in range(20):
         await read()
     took = []
     for _ in range(n):
@@ -108,11 +108,16 @@ async def main(argv: Sequence[str] | None = None) -> None:
             print("| read | path | p50 µs | p95 µs | p50 ratio |")
             print("| --- | --- | ---: | ---: | ---: |")
             for what, read in reads.items():
+                took: dict[str, list[float]] = {name: [] for name in ways}
+                # Round-robin in slices, so a noisy neighbour hurts every path alike.
+                for _ in range(10):
+                    for name, conn in ways.items():
+                        assert await read(conn) is not None, (what, name)
+                        took[name] += await _time(lambda c=conn, r=read: r(c), args.reads // 10)
                 base = None
-                for name, conn in ways.items():
-                    assert await read(conn) is not None, (what, name)
-                    took = sorted(await _time(lambda c=conn, r=read: r(c), args.reads))
-                    p50, p95 = statistics.median(took), took[int(len(took) * 0.95)]
+                for name, times in took.items():
+                    times.sort()
+                    p50, p95 = statistics.median(times), times[int(len(times) * 0.95)]
                     base = base or p50
                     print(f"| {what} | {name} | {p50:.0f} | {p95:.0f} | {p50 / base:.2f}x |")
         finally:
