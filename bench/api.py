@@ -488,7 +488,11 @@ async def _live_job(
             uploads = (await c.post(f"/datasets/{dataset}/presign", json={"files": files})).json()
             async with httpx.AsyncClient(timeout=60) as plain:
                 for upload, photo in zip(uploads["uploads"], photos, strict=True):
-                    await plain.put(upload["url"], content=photo, headers=upload["headers"])
+                    await plain.post(
+                        upload["url"],
+                        data=upload["fields"],
+                        files={"file": (upload["filename"], photo, "image/jpeg")},
+                    )
             refs = [{"scene_id": u["scene_id"]} for u in uploads["uploads"]]
             await c.post(f"/datasets/{dataset}/register-scenes", json={"scenes": refs})
             await supervisor.start(modomo_child("worker", ["worker"], live, state))

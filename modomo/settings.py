@@ -8,11 +8,12 @@ silently different default.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from typing import Any, Literal, get_args, get_type_hints
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
@@ -22,6 +23,10 @@ DEV_JWT_SECRET = "dev-only-change-me-this-is-not-a-secret"
 warns about its length; refused when the API listens beyond loopback."""
 MIN_JWT_SECRET_CHARS = 32
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+DEV_S3_SECRET = "modomo-secret"
+"""The development bucket's secret (the local SeaweedFS); refused beyond loopback."""
+PRESIGN_TTL_RANGE_S = (300, 900)
+"""The specification's lifetime of presigned URLs: 5 to 15 minutes."""
 ModelProfile = Literal["auto", "real", "tiny", "full-random"]
 WorkerMode = Literal["sequential", "optimized"]
 SSE_BLOCK_MS = 5_000
@@ -87,10 +92,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """The one bucket holding originals, masks, depth maps and thumbnails."""
     s3_access_key_id: str = "modomo"
     """Access key id for the bucket."""
-    s3_secret_access_key: str = "modomo-secret"
-    """Secret for the access key."""
+    s3_secret_access_key: str = DEV_S3_SECRET
+    """Secret for the access key; the built-in one is refused beyond loopback."""
     presign_ttl_s: int = 600
-    """Lifetime of presigned URLs (the specification asks for 5 to 15 minutes)."""
+    """Lifetime of presigned URLs, 300 to 900 (the specification's 5 to 15 minutes)."""
 
     api_host: str = "127.0.0.1"
     """Address the API listens on (0.0.0.0 in a container)."""
@@ -101,6 +106,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cors_origins: tuple[str, ...] = ("http://localhost:5173", "http://127.0.0.1:5173")
     """Front-end origins allowed by CORS, comma-separated (the API's own origin, which serves
     the review app at ``/app``, needs no entry); also granted by the bucket's CORS rules."""
+    metrics_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    """Networks (CIDR, comma-separated) whose clients may read ``/metrics`` without
+    ``MODOMO_METRICS_TOKEN``; empty: none."""
+    metrics_token: str = ""
+    """Bearer token that opens ``/metrics`` (API, projectors, GPU workers) from anywhere;
+    empty: only ``MODOMO_METRICS_NETWORKS`` may read the API's."""
+    write_rate_limit: int = 300
+    """Writes (POST, PUT, PATCH, DELETE) one API key or token subject may make per
+    ``MODOMO_WRITE_RATE_WINDOW_S``, shared by every API process through Redis; 0: no limit."""
+    write_rate_window_s: int = 60
+    """The window in which ``MODOMO_WRITE_RATE_LIMIT`` is counted."""
     sse_ticket_ttl_s: int = 60
     """Lifetime of a job-scoped SSE ticket (``POST /jobs/:id/events/ticket``)."""
     web_dir: str = ""
@@ -156,6 +172,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Lowest level logged."""
     metrics_port: int = 0
     """Port of the projector process's ``/metrics`` and ``/health``; 0 turns it off."""
+    metrics_host: str = "127.0.0.1"
+    """Address the projector process's ``/metrics`` listens on (0.0.0.0 for a scraper
+    on another machine)."""
 
     model_profile: ModelProfile = "auto"
     """GPU worker models: ``real`` (pulled weights), ``tiny`` or ``full-random`` (random
@@ -177,6 +196,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Most scenes batched into one model call in ``optimized`` mode."""
     worker_http_port: int = 8090
     """Port of the GPU worker's ``/health``, ``/warmup`` and ``/metrics``; 0 turns it off."""
+    worker_http_host: str = "127.0.0.1"
+    """Address those listen on; beyond loopback ``MODOMO_WORKER_TOKEN`` must be set."""
+    worker_token: str = ""
+    """Bearer token ``POST /warmup`` of the GPU worker needs (when set)."""
     worker_idle_exit_s: float = 900.0
     """A GPU worker exits cleanly after this long without a task (0: never), so a pod
     scales to zero."""
@@ -196,8 +219,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "block_ms",
             "lock_ttl_ms",
             "attempts_ttl_s",
-            "presign_ttl_s",
             "sse_ticket_ttl_s",
+            "write_rate_window_s",
             "job_retention_s",
             "redis_health_check_s",
             "redis_retry_max_ms",
@@ -254,12 +277,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not 0 <= self.shutdown_grace_s < float("inf"):
             raise SettingsError("MODOMO_SHUTDOWN_GRACE_S: must be a finite number of seconds")
-        if self.jwt_secret == DEV_JWT_SECRET and self.api_host not in _LOOPBACK:
-            # Anyone who read this source could mint an admin token for a public API.
+        low, high = PRESIGN_TTL_RANGE_S
+        if not low <= self.presign_ttl_s <= high:
             raise SettingsError(
-                "MODOMO_JWT_SECRET: set a secret of your own before serving beyond loopback "
-                f"(MODOMO_API_HOST is {self.api_host})"
+                f"MODOMO_PRESIGN_TTL_S: presigned URLs live {low} to {high} seconds (the "
+                f"specification's 5 to 15 minutes), got {self.presign_ttl_s}"
             )
+        if self.write_rate_limit < 0:
+            raise SettingsError("MODOMO_WRITE_RATE_LIMIT: must not be negative (0: no limit)")
+        for network in self.metrics_networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"MODOMO_METRICS_NETWORKS: {network!r} is not a network (CIDR, such as "
+                    "10.0.0.0/8)"
+                ) from None
+        self._refuse_built_in_secrets()
         if len(self.jwt_secret.encode()) < MIN_JWT_SECRET_CHARS:
             # HS256 wants a key at least as long as its hash (RFC 7518 §3.2); PyJWT warns below.
             raise SettingsError(
@@ -317,6 +351,47 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SettingsError("MODOMO_REDIS_PREFIX: must be non-empty and contain no ':'")
 
     @property
+    def exposed(self) -> tuple[str, ...]:
+        """The servers of these settings that listen beyond loopback, as ``VAR is host``."""
+        listeners = (
+            ("MODOMO_API_HOST", self.api_host, True),
+            ("MODOMO_WORKER_HTTP_HOST", self.worker_http_host, self.worker_http_port != 0),
+            ("MODOMO_METRICS_HOST", self.metrics_host, self.metrics_port != 0),
+        )
+        return tuple(
+            f"{var} is {host}" for var, host, on in listeners if on and not is_loopback(host)
+        )
+
+    def _refuse_built_in_secrets(self) -> None:
+        # Anyone who read this source knows the built-in secrets: with them, a server
+        # reachable from the network would let anyone mint admin tokens or read the bucket.
+        exposed = self.exposed
+        if not exposed:
+            return
+        where = f"({', '.join(exposed)})"
+        if self.jwt_secret == DEV_JWT_SECRET:
+            raise SettingsError(
+                "MODOMO_JWT_SECRET: set a secret of your own before serving beyond loopback "
+                + where
+            )
+        if self.s3_secret_access_key == DEV_S3_SECRET:
+            raise SettingsError(
+                "MODOMO_S3_SECRET_ACCESS_KEY: set the bucket's own secret, not the built-in "
+                f"one, before serving beyond loopback {where}"
+            )
+        if not has_password(self.redis_url):
+            raise SettingsError(
+                "MODOMO_REDIS_URL: give Redis a password (redis://:<password>@host) before "
+                f"serving beyond loopback {where}"
+            )
+        worker_exposed = self.worker_http_port and not is_loopback(self.worker_http_host)
+        if worker_exposed and not self.worker_token:
+            raise SettingsError(
+                "MODOMO_WORKER_TOKEN: set a token for the GPU worker's POST /warmup before it "
+                f"listens beyond loopback {where}"
+            )
+
+    @property
     def browser_origins(self) -> tuple[str, ...]:
         """Origins a browser runs the review app from: ``cors_origins`` and, when the API
         listens on loopback, its own (it serves the app at ``/app``). The bucket's CORS
@@ -356,6 +431,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise SettingsError(message) from None
             field = message.rsplit("$.", 1)[-1].rstrip("`").split("[")[0]
             raise SettingsError(f"MODOMO_{field.upper()}: {message}") from None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def has_password(url: str) -> bool:
+    """Whether a Redis URL carries a password (``redis://:pw@host`` or ``?password=``)."""
+    parts = urlsplit(url)
+    return bool(parts.password) or bool(parse_qs(parts.query).get("password", [""])[0])
 
 
 def redact_url(url: str) -> str:

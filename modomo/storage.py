@@ -1,6 +1,7 @@
 """Object storage: one S3-compatible bucket (Cloudflare R2 in production), presigned URLs.
 
-The bucket is never public: browsers upload and view through presigned URLs, workers use
+The bucket is never public: browsers upload through presigned POST forms (a signed policy
+binds each to its key, type and declared size) and view through presigned URLs; workers use
 credentials. Keys follow the specification's prefixes (:func:`scene_key` and friends).
 """
 
@@ -48,6 +49,14 @@ class ObjectInfo:
     every overwrite."""
 
 
+@dataclass(frozen=True, slots=True)
+class PresignedPost:
+    """A browser-style upload form: POST ``url`` as multipart, ``fields`` then ``file``."""
+
+    url: str
+    fields: dict[str, str]
+
+
 def error_code(exc: ClientError) -> str:
     """The S3 error code of ``exc`` (``NoSuchKey``, ``PreconditionFailed``, ...)."""
     return str(exc.response.get("Error", {}).get("Code", ""))
@@ -91,7 +100,7 @@ class Storage:
 
     async def ensure_bucket(self, browser_origins: Sequence[str] = ()) -> None:
         """Create the bucket if it does not exist (local and test servers), and let
-        ``browser_origins`` PUT through presigned URLs and read images (CORS), which the
+        ``browser_origins`` POST presigned upload forms and read images (CORS), which the
         review app does straight from the browser. In production set the same rules on the
         R2 bucket."""
         try:
@@ -105,7 +114,7 @@ class Storage:
                     "CORSRules": [
                         {
                             "AllowedOrigins": list(browser_origins),
-                            "AllowedMethods": ["GET", "PUT", "HEAD"],
+                            "AllowedMethods": ["GET", "POST", "HEAD"],
                             "AllowedHeaders": ["*"],
                             "ExposeHeaders": ["ETag"],
                             "MaxAgeSeconds": 600,
@@ -114,14 +123,23 @@ class Storage:
                 },
             )
 
-    async def presign_put(self, key: str, content_type: str, ttl_s: int | None = None) -> str:
-        """A URL that accepts one PUT of ``key`` with exactly this Content-Type."""
-        url: str = await self.client.generate_presigned_url(
-            "put_object",
-            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type},
+    async def presign_post(
+        self, key: str, content_type: str, max_bytes: int, ttl_s: int | None = None
+    ) -> PresignedPost:
+        """A form that uploads ``key`` once (multipart POST, the file last) with exactly
+        this Content-Type and at most ``max_bytes`` bytes: the signed policy's
+        ``content-length-range``, which the storage itself enforces while receiving."""
+        form: dict[str, Any] = await self.client.generate_presigned_post(
+            Bucket=self.bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                {"Content-Type": content_type},
+                ["content-length-range", 1, max_bytes],
+            ],
             ExpiresIn=ttl_s or self.ttl_s,
         )
-        return url
+        return PresignedPost(url=str(form["url"]), fields=dict(form["fields"]))
 
     async def presign_get(self, key: str, ttl_s: int | None = None) -> str:
         url: str = await self.client.generate_presigned_url(

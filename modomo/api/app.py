@@ -27,13 +27,20 @@ from modomo.api.links import MediaLinks, PresignCache, media_key
 from modomo.api.media import MediaController
 from modomo.api.observe import observed
 from modomo.api.orgs import OrgController
+from modomo.api.ratelimit import write_rate_guard
 from modomo.api.review_queue import ReviewQueueController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
 from modomo.api.services import Services, org_scope, services
 from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
-from modomo.api.system import UNREACHABLE, HealthController, check_text, unavailable
+from modomo.api.system import (
+    MAX_PARAM_CHARS,
+    UNREACHABLE,
+    HealthController,
+    check_text,
+    unavailable,
+)
 from modomo.api.taxonomies import TaxonomiesController
 from modomo.api.tickets import EventTicketController
 from modomo.api.web import AppController, RootController
@@ -100,7 +107,8 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
 
     class Metrics(PrometheusController):
         path = "/metrics"
-        opt = {"public": True}
+        opt = {"public": True}  # to role_guard; its own guard asks for a network or token
+        guards = [metrics.metrics_guard(settings)]
         include_in_schema = False  # Prometheus text for scrapers, not part of the REST API
         openmetrics_format = False
 
@@ -126,7 +134,7 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
             RootController,
         ],
         dependencies={"svc": Provide(services, sync_to_thread=False)},
-        guards=[role_guard],
+        guards=[role_guard, write_rate_guard],
         before_request=_before_request,
         # An unreachable server (Redis, PostgreSQL, the bucket) is a 503, never a 500.
         exception_handlers={exc: unavailable for exc in (*UNREACHABLE, HTTPClientError)},
@@ -156,6 +164,7 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
     contract.document(app)
     contract.exact_body_schemas(app)
     contract.set_upload_limit(app, settings.max_upload_bytes)
+    contract.text_parameters(app, MAX_PARAM_CHARS)
     return app
 
 

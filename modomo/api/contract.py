@@ -8,6 +8,7 @@ error body's schema (``{"status_code", "detail", "extra"}``):
   takes one), 401, and 403 when the role is above viewer;
 - path parameters: 404 (an unknown id);
 - a request body: 400 (Litestar adds it for any parameter or body) and 413 (over 1 MB);
+- a write (POST, PUT, PATCH, DELETE): 429 past the caller's rate limit, with ``Retry-After``;
 - any route that reads Redis, PostgreSQL or the bucket: 503 while one of them is down
   (:func:`modomo.api.system.unavailable` answers it, with ``Retry-After``).
 
@@ -24,6 +25,7 @@ the route was first made).
 from __future__ import annotations
 
 import typing
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -35,14 +37,16 @@ from litestar.exceptions import (
     NotFoundException,
     PermissionDeniedException,
     ServiceUnavailableException,
+    TooManyRequestsException,
     ValidationException,
 )
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
-from litestar.openapi.spec import Components, Reference, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPIType, Reference, Schema, SecurityScheme
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, ExceptionHandlersMap, Message, Receive, Scope, Send
 
 from modomo.api.auth import declared_role
+from modomo.api.schemas import NO_NUL
 from modomo.domain.text import find_problem
 
 SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
@@ -92,6 +96,8 @@ def document(app: Litestar) -> None:
                 raises.append(NotFoundException)
             if "data" in handler.parsed_fn_signature.parameters:
                 raises.append(RequestEntityTooLarge)
+            if set(handler.http_methods) & {"POST", "PUT", "PATCH", "DELETE"}:
+                raises.append(TooManyRequestsException)  # modomo.api.ratelimit
             handler.raises = list(dict.fromkeys(raises))
             schemes: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
             if handler.opt.get("ticket"):
@@ -106,6 +112,32 @@ def set_upload_limit(app: Litestar, max_upload_bytes: int) -> None:
     upload = schemas.get("UploadFile")
     if isinstance(upload, dict):
         upload["properties"]["size_bytes"]["maximum"] = max_upload_bytes
+
+
+def text_parameters(app: Litestar, max_chars: int) -> None:
+    """State what :func:`modomo.api.system.check_text` enforces on every path and query
+    string without a pattern of its own: no NUL, at most ``max_chars`` characters. A value
+    the document allows is then one the API accepts (schemathesis sends NUL otherwise)."""
+    # A ``{name:path}`` parameter reaches the check with its leading slash: one less.
+    slashed = {
+        (route.path_format, name)
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for name, definition in route.path_parameters.items()
+        if definition.type is Path
+    }
+    for path, item in (app.openapi_schema.paths or {}).items():
+        for operation in (item.get, item.put, item.post, item.patch, item.delete):
+            for parameter in (operation.parameters or []) if operation else []:
+                schema = getattr(parameter, "schema", None)
+                if not isinstance(schema, Schema) or schema.pattern is not None:
+                    continue
+                kinds = [schema, *(s for s in schema.one_of or [] if isinstance(s, Schema))]
+                if any(k.type == OpenAPIType.STRING for k in kinds):
+                    schema.pattern = NO_NUL
+                    if schema.max_length is None:
+                        name = getattr(parameter, "name", "")
+                        schema.max_length = max_chars - ((path, name) in slashed)
 
 
 def _structs(annotation: Any, found: set[type[msgspec.Struct]]) -> None:

@@ -125,7 +125,10 @@ class DatasetController(Controller):
         "/{dataset_id:str}/presign",
         opt={"role": "reviewer"},
         status_code=200,
-        summary="Presigned PUT URLs for scene images",
+        summary="Presigned upload forms (POST policy) for scene images",
+        description="Each upload is a form to POST as multipart/form-data (its `fields`, "
+        "then the image as `file`), valid for `MODOMO_PRESIGN_TTL_S`; the storage refuses "
+        "an image over its declared `size_bytes` or of another content type.",
     )
     async def presign(self, dataset_id: str, data: PresignIn, svc: Services) -> PresignOut:
         await known_dataset(svc, dataset_id)
@@ -138,14 +141,17 @@ class DatasetController(Controller):
         for file in data.files:
             scene_id = new_id()
             key = scene_key(scene_id)
+            # The policy binds the upload to its declared size: the storage refuses more.
+            form = await svc.storage.presign_post(key, file.content_type, file.size_bytes)
             uploads.append(
                 Upload(
                     scene_id=scene_id,
                     filename=file.filename,
                     key=key,
-                    url=await svc.storage.presign_put(key, file.content_type),
-                    method="PUT",
-                    headers={"Content-Type": file.content_type},
+                    url=form.url,
+                    method="POST",
+                    fields=form.fields,
+                    max_bytes=file.size_bytes,
                     expires_at=expires,
                 )
             )

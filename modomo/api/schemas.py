@@ -71,12 +71,17 @@ class PresignIn(In, kw_only=True):
 
 
 class Upload(msgspec.Struct, kw_only=True):
+    """One scene image's upload form: POST ``url`` as ``multipart/form-data`` with every
+    one of ``fields``, then the image as the part named ``file`` (last). The storage
+    refuses a file over its declared ``size_bytes`` or of another type."""
+
     scene_id: str
     filename: str
     key: str
     url: str
-    method: str
-    headers: dict[str, str]
+    method: Literal["POST"]
+    fields: dict[str, str]
+    max_bytes: int
     expires_at: datetime
 
 

@@ -167,13 +167,18 @@ async def _run_demo(
         )["uploads"]
         async with httpx.AsyncClient(timeout=60) as plain:
             for upload, (_, photo) in zip(uploads, photos, strict=True):
-                put = await plain.put(upload["url"], content=photo, headers=upload["headers"])
-                if put.status_code != 200:
+                # The form's fields, then the file: the storage checks it against the policy.
+                put = await plain.post(
+                    upload["url"],
+                    data=upload["fields"],
+                    files={"file": (upload["filename"], photo, "image/jpeg")},
+                )
+                if put.status_code not in (200, 201, 204):
                     raise ServiceError(
                         f"upload of {upload['filename']} refused: "
                         f"{put.status_code} {put.text[:200]}"
                     )
-        _say(f"uploaded {len(photos)} photos through presigned URLs")
+        _say(f"uploaded {len(photos)} photos through presigned POST forms")
         _ok(
             await client.post(
                 f"/datasets/{dataset_id}/register-scenes",

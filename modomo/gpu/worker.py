@@ -194,9 +194,14 @@ class GpuWorker:
 
         runner = None
         if self.settings.worker_http_port:
-            app = http.make_app(self.health, self.warmup_response)
+            app = http.make_app(
+                self.health,
+                self.warmup_response,
+                warmup_token=self.settings.worker_token,
+                metrics_token=self.settings.metrics_token,
+            )
             runner, self.http_port = await http.start(
-                app, "0.0.0.0", self.settings.worker_http_port
+                app, self.settings.worker_http_host, self.settings.worker_http_port
             )
         try:
             models = await self.warmup()

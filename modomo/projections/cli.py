@@ -148,7 +148,12 @@ async def _project(args: argparse.Namespace, settings: Settings) -> int:
                 await monitor.refresh(trim=False)
                 return monitor.health()
 
-            server = await http.serve(health, "0.0.0.0", settings.metrics_port)
+            server = await http.serve(
+                health,
+                settings.metrics_host,
+                settings.metrics_port,
+                metrics_token=settings.metrics_token,
+            )
         try:
             await asyncio.gather(monitor.run(), *(r.run() for r in runners))
         finally:

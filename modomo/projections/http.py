@@ -14,13 +14,31 @@ from typing import Any
 import msgspec
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from modomo.bearer import bearer_matches
+
 Health = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
-_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    503: "Service Unavailable",
+}
 
 
-async def serve(health: Health, host: str, port: int) -> asyncio.Server:
-    """Start serving; the caller closes the returned server."""
+def _authorized(request: bytes, token: str) -> bool:
+    """Whether the request's headers carry ``Authorization: Bearer <token>``."""
+    for line in request.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"authorization":
+            return bearer_matches(value.decode("latin-1"), token)
+    return False
+
+
+async def serve(health: Health, host: str, port: int, *, metrics_token: str = "") -> asyncio.Server:
+    """Start serving; the caller closes the returned server. With ``metrics_token``,
+    ``/metrics`` needs it as a bearer token (``/health`` stays open for probes)."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -33,6 +51,10 @@ async def serve(health: Health, host: str, port: int) -> asyncio.Server:
                 elif path == "/health":
                     status, payload = await health()
                     body, kind = msgspec.json.encode(payload), "application/json"
+                elif (
+                    path == "/metrics" and metrics_token and not _authorized(request, metrics_token)
+                ):
+                    status, body, kind = 401, b"send Authorization: Bearer <token>\n", "text/plain"
                 elif path == "/metrics":
                     status, body, kind = 200, generate_latest(), CONTENT_TYPE_LATEST
                 else:

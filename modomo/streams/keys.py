@@ -84,3 +84,7 @@ class Keys:
     def export_progress(self, export_id: str) -> str:
         """Hash: how many of an export's scenes are packed (``done``, ``total``)."""
         return f"{self.prefix}:exports:progress:{export_id}"
+
+    def write_rate(self, caller_digest: str, window: int) -> str:
+        """Counter: writes of one caller in one rate-limit window (expires after it)."""
+        return f"{self.prefix}:ratelimit:writes:{caller_digest}:{window}"

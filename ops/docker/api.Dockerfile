@@ -3,6 +3,9 @@
 #   docker build -f ops/docker/api.Dockerfile -t modomo-api .
 #   docker run -p 8080:8080 --env-file .env modomo-api                 # the API
 #   docker run --env-file .env modomo-api modomo project               # the projectors
+# Both listen beyond loopback, so they refuse to start with a built-in secret: set
+# MODOMO_JWT_SECRET, MODOMO_S3_SECRET_ACCESS_KEY and a MODOMO_REDIS_URL with a password.
+# /metrics answers MODOMO_METRICS_NETWORKS (loopback by default) or MODOMO_METRICS_TOKEN.
 
 # The review app, built into static files (its generated API types are committed).
 FROM node:20-slim AS web
@@ -15,7 +18,8 @@ RUN npm run build
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
-    MODOMO_API_HOST=0.0.0.0 MODOMO_API_PORT=8080 MODOMO_LOG_FORMAT=json \
+    MODOMO_API_HOST=0.0.0.0 MODOMO_API_PORT=8080 MODOMO_METRICS_HOST=0.0.0.0 \
+    MODOMO_LOG_FORMAT=json \
     MODOMO_WEB_DIR=/app/web
 
 WORKDIR /app

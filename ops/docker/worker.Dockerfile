@@ -1,11 +1,15 @@
 # The GPU worker for Runpod: CUDA torch, the model stack, and a start script that pulls the
 # weights once (into a network volume at MODOMO_MODEL_DIR), warms up and consumes.
 #   docker build -f ops/docker/worker.Dockerfile -t modomo-worker .
+# Its /health, /warmup and /metrics listen on every interface here (Runpod's proxy and the
+# scraper reach them), so the worker refuses to start without MODOMO_WORKER_TOKEN (for
+# POST /warmup), its own MODOMO_S3_SECRET_ACCESS_KEY and MODOMO_JWT_SECRET, and a Redis
+# URL with a password; set MODOMO_METRICS_TOKEN for the scraper.
 FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
 
 ENV DEBIAN_FRONTEND=noninteractive PYTHONUNBUFFERED=1 \
     MODOMO_MODEL_DIR=/runpod-volume/modomo-models MODOMO_MODEL_PROFILE=real \
-    MODOMO_WORKER_HTTP_PORT=8090 MODOMO_LOG_FORMAT=json
+    MODOMO_WORKER_HTTP_PORT=8090 MODOMO_WORKER_HTTP_HOST=0.0.0.0 MODOMO_LOG_FORMAT=json
 
 RUN apt-get update && apt-get install -y --no-install-recommends \
         python3.12 python3.12-venv python3.12-dev build-essential libgl1 libglib2.0-0 \

@@ -31,6 +31,7 @@ from modomo.projections.migrate import migrate
 from modomo.settings import Settings
 from modomo.storage import Storage
 from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
+from tests.uploads import form_parts
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_URL = os.environ.get("MODOMO_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -266,7 +267,7 @@ def upload_scenes(stack: Stack, count: int, name: str = "scenes") -> tuple[str, 
             "uploads"
         ]
         for i, upload in enumerate(uploads):
-            put = plain.put(upload["url"], content=photos[i % 3], headers=upload["headers"])
+            put = plain.post(upload["url"], **form_parts(upload, photos[i % 3]))
             put.raise_for_status()
         scene_ids = [u["scene_id"] for u in uploads]
         registered = client.post(

@@ -76,16 +76,18 @@ class RedisServer(_Server):
     """A ``redis-server`` with AOF (``appendfsync everysec``) on a free loopback port;
     ``kill`` leaves the AOF as it was last fsynced."""
 
-    def __init__(self, folder: Path, *, fsync: str = "everysec") -> None:
+    def __init__(self, folder: Path, *, fsync: str = "everysec", password: str = "") -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.fsync = fsync
+        self.password = password
         self.starts = 0
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     @property
     def running(self) -> bool:
@@ -113,6 +115,7 @@ class RedisServer(_Server):
                 self.fsync,
                 "--save",
                 "",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -19,6 +19,7 @@ from tests.faults.storage_proc import fetching
 from tests.faults.test_storage import jpeg
 from tests.integration.api_support import Api, pipeline_handler, running_api
 from tests.integration.support import enqueue, running, wait_for
+from tests.uploads import post_upload
 
 
 @pytest.fixture
@@ -46,6 +47,8 @@ async def test_an_original_overwritten_after_registration_fails_as_an_input_erro
     api: Api, redis: Redis
 ) -> None:
     photos = [jpeg(seed=1), jpeg(seed=2)]
+    swap = jpeg(seed=3)
+    size = max(len(p) for p in (*photos, swap))
     async with api.client() as client, httpx.AsyncClient() as plain:
         dataset = (await client.post("/datasets", json={"name": "etag"})).json()["dataset_id"]
         uploads = (
@@ -53,25 +56,23 @@ async def test_an_original_overwritten_after_registration_fails_as_an_input_erro
                 f"/datasets/{dataset}/presign",
                 json={
                     "files": [
-                        {"filename": f"{i}.jpg", "content_type": "image/jpeg", "size_bytes": 900}
+                        {"filename": f"{i}.jpg", "content_type": "image/jpeg", "size_bytes": size}
                         for i in range(2)
                     ]
                 },
             )
         ).json()["uploads"]
         for upload, photo in zip(uploads, photos, strict=True):
-            put = await plain.put(upload["url"], content=photo, headers=upload["headers"])
-            assert put.status_code == 200
+            put = await post_upload(plain, upload, photo)
+            assert put.status_code == 204, put.text
         ids = [u["scene_id"] for u in uploads]
         registered = await client.post(
             f"/datasets/{dataset}/register-scenes", json={"scenes": [{"scene_id": s} for s in ids]}
         )
         assert registered.status_code == 200, registered.text
-        # The presigned PUT is still valid: the uploader swaps the checked image afterwards.
-        swapped = await plain.put(
-            uploads[1]["url"], content=jpeg(seed=3), headers=uploads[1]["headers"]
-        )
-        assert swapped.status_code == 200
+        # The upload form is still valid: the uploader swaps the checked image afterwards.
+        swapped = await post_upload(plain, uploads[1], swap)
+        assert swapped.status_code == 204, swapped.text
         job = (await client.post("/jobs", json={"dataset_id": dataset})).json()
         async with Storage.open(api.settings) as storage:
             handler = fetching(Retrying(storage), api.settings)

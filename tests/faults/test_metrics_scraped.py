@@ -24,6 +24,7 @@ from modomo.synthetic.rooms import room
 from tests.faults.observe import Samples, health, scrape, spawn
 from tests.integration.api_support import running_api
 from tests.integration.support import stop_process, wait_for
+from tests.uploads import post_upload
 
 pytestmark = pytest.mark.integration
 
@@ -103,8 +104,8 @@ async def _upload(client: httpx.AsyncClient) -> tuple[str, list[str]]:
     uploads = (await client.post(f"/datasets/{dataset}/presign", json={"files": files})).json()
     async with httpx.AsyncClient() as plain:
         for upload, body in zip(uploads["uploads"], bodies, strict=True):
-            put = await plain.put(upload["url"], content=body, headers=upload["headers"])
-            assert put.status_code == 200
+            put = await post_upload(plain, upload, body)
+            assert put.status_code == 204, put.text
     scenes = [u["scene_id"] for u in uploads["uploads"]]
     registered = await client.post(
         f"/datasets/{dataset}/register-scenes",

@@ -32,6 +32,7 @@ from modomo.settings import Settings
 from modomo.storage import Storage
 from modomo.streams.delivery import TaskContext
 from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
+from tests.uploads import post_upload
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00"
@@ -174,8 +175,8 @@ async def dataset_with_scenes(
         uploads = presigned.json()["uploads"]
         async with httpx.AsyncClient() as plain:
             for upload in uploads:
-                put = await plain.put(upload["url"], content=PNG, headers=upload["headers"])
-                assert put.status_code == 200, put.text
+                put = await post_upload(plain, upload, PNG)
+                assert put.status_code == 204, put.text
         scene_ids = [u["scene_id"] for u in uploads]
         registered = await client.post(
             f"/datasets/{dataset_id}/register-scenes",

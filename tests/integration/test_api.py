@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import httpx
 import msgspec
@@ -23,6 +22,7 @@ from tests.integration.api_support import (
     running_api,
 )
 from tests.integration.support import running
+from tests.uploads import post_upload
 
 pytestmark = pytest.mark.integration
 
@@ -51,28 +51,41 @@ async def test_presigned_upload_flow_against_a_real_s3_server(api: Api) -> None:
 
         presigned = await client.post(
             f"/datasets/{dataset_id}/presign",
-            json={"files": [{"filename": "x.jpg", "content_type": "image/jpeg", "size_bytes": 10}]},
+            json={
+                "files": [
+                    {"filename": "x.jpg", "content_type": "image/jpeg", "size_bytes": len(PNG)}
+                ]
+            },
         )
-        url = presigned.json()["uploads"][0]["url"]
+        upload = presigned.json()["uploads"][0]
+        assert upload["method"] == "POST"
+        assert upload["max_bytes"] == len(PNG)
         async with httpx.AsyncClient() as plain:
-            wrong_type = await plain.put(url, content=PNG, headers={"Content-Type": "text/plain"})
-            assert wrong_type.status_code == 403
-            parts = urlsplit(url)
-            query = parse_qs(parts.query)
-            signature = query["X-Amz-Signature"][0]
-            query["X-Amz-Signature"] = [
-                "0" + signature[1:] if signature[0] != "0" else "1" + signature[1:]
-            ]
-            tampered = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
-            bad = await plain.put(tampered, content=PNG, headers={"Content-Type": "image/jpeg"})
-            assert bad.status_code == 403
+            # The policy names the type: a form claiming another is refused by the storage.
+            retyped = {**upload, "fields": {**upload["fields"], "Content-Type": "text/plain"}}
+            wrong_type = await post_upload(plain, retyped, PNG, "text/plain")
+            assert wrong_type.status_code == 403, wrong_type.text
+            # ... and the key: the form cannot write anywhere else in the bucket.
+            elsewhere = {**upload, "fields": {**upload["fields"], "key": "scenes/other.jpg"}}
+            moved = await post_upload(plain, elsewhere, PNG)
+            assert moved.status_code == 403, moved.text
+            signature = upload["fields"]["x-amz-signature"]
+            forged = "0" + signature[1:] if signature[0] != "0" else "1" + signature[1:]
+            tampered = {**upload, "fields": {**upload["fields"], "x-amz-signature": forged}}
+            bad = await post_upload(plain, tampered, PNG)
+            assert bad.status_code == 403, bad.text
             from modomo.storage import Storage
 
             async with Storage.open(api.settings) as storage:
-                short = await storage.presign_put("scenes/expiring.jpg", "image/jpeg", ttl_s=1)
-            await asyncio.sleep(2.1)
-            expired = await plain.put(short, content=PNG, headers={"Content-Type": "image/jpeg"})
-            assert expired.status_code == 403
+                short = await storage.presign_post(
+                    "scenes/expiring.jpg", "image/jpeg", len(PNG), ttl_s=1
+                )
+                await asyncio.sleep(2.1)
+                form = {"method": "POST", "url": short.url, "fields": short.fields}
+                expired = await post_upload(plain, form, PNG)
+                assert expired.status_code == 403, expired.text
+                assert await storage.head("scenes/expiring.jpg") is None
+                assert await storage.head(upload["key"]) is None  # no refused form wrote
 
         scenes = await client.get(f"/datasets/{dataset_id}/scenes", params={"limit": 2})
         page = scenes.json()

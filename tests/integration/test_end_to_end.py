@@ -22,6 +22,7 @@ from modomo.synthetic.rooms import room
 from tests.integration.api_support import Api, running_api
 from tests.integration.projection_support import dump
 from tests.integration.support import ROOT, job_events, stop_process, wait_for
+from tests.uploads import post_upload
 
 pytestmark = pytest.mark.integration
 
@@ -73,9 +74,7 @@ async def _job(api: Api, client: httpx.AsyncClient, scenes: int) -> tuple[str, l
     ).json()["uploads"]
     async with httpx.AsyncClient() as plain:
         for upload, photo in zip(uploads, photos, strict=True):
-            assert (
-                await plain.put(upload["url"], content=photo, headers=upload["headers"])
-            ).status_code == 200
+            assert (await post_upload(plain, upload, photo)).status_code == 204
     ids = [u["scene_id"] for u in uploads]
     registered = await client.post(
         f"/datasets/{dataset}/register-scenes", json={"scenes": [{"scene_id": s} for s in ids]}

@@ -27,10 +27,16 @@ needs_promtool = pytest.mark.skipif(
 
 
 @needs_promtool
-def test_prometheus_config_and_rules_are_valid() -> None:
+def test_prometheus_config_and_rules_are_valid(tmp_path: Path) -> None:
     assert PROMTOOL is not None
+    # The scrape token lives in a file beside the config, deployed, never committed.
+    folder = tmp_path / "prometheus"
+    shutil.copytree(OPS / "prometheus", folder)
+    (folder / "modomo-metrics-token").write_text("a-scrape-token\n")
+    text = (folder / "prometheus.yml").read_text()
+    assert text.count("credentials_file: modomo-metrics-token") == text.count("job_name:") == 3
     config = subprocess.run(
-        [PROMTOOL, "check", "config", str(OPS / "prometheus/prometheus.yml")],
+        [PROMTOOL, "check", "config", str(folder / "prometheus.yml")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -28,6 +28,7 @@ from tests.integration.api_support import Api, running_api
 from tests.integration.products_support import Painted, painted_dataset
 from tests.integration.projection_support import publish
 from tests.integration.support import log_events, wait_for
+from tests.uploads import post_upload
 
 pytestmark = pytest.mark.integration
 
@@ -236,7 +237,7 @@ async def _upload(client: httpx.AsyncClient, dataset_id: str, photos: list[bytes
     ).json()["uploads"]
     async with httpx.AsyncClient() as plain:
         for upload, photo in zip(uploads, photos, strict=True):
-            await plain.put(upload["url"], content=photo, headers=upload["headers"])
+            await post_upload(plain, upload, photo)
     return await client.post(
         f"/datasets/{dataset_id}/register-scenes",
         json={"scenes": [{"scene_id": u["scene_id"]} for u in uploads]},

@@ -214,6 +214,8 @@ INT_VARS = [
     "MODOMO_REDIS_HEALTH_CHECK_S",
     "MODOMO_REDIS_RETRY_MAX_MS",
     "MODOMO_JOB_RETENTION_S",
+    "MODOMO_WRITE_RATE_LIMIT",
+    "MODOMO_WRITE_RATE_WINDOW_S",
 ]
 
 
@@ -393,7 +395,7 @@ def test_backoff_ms_is_the_nth_value_then_the_last(
 def env_values() -> dict[str, Any]:
     """One valid non-default value per variable, to check every field is read."""
     return {
-        "MODOMO_REDIS_URL": "redis://other:1/2",
+        "MODOMO_REDIS_URL": "redis://:pw@other:1/2",
         "MODOMO_REDIS_PREFIX": "p",
         "MODOMO_DATABASE_URL": "postgresql://u@h/db",
         "MODOMO_S3_ENDPOINT_URL": "https://r2.example",
@@ -401,6 +403,13 @@ def env_values() -> dict[str, Any]:
         "MODOMO_S3_BUCKET": "b",
         "MODOMO_S3_ACCESS_KEY_ID": "id",
         "MODOMO_S3_SECRET_ACCESS_KEY": "secret",
+        "MODOMO_METRICS_NETWORKS": "10.0.0.0/8",
+        "MODOMO_METRICS_TOKEN": "scrape",
+        "MODOMO_METRICS_HOST": "0.0.0.0",
+        "MODOMO_WRITE_RATE_LIMIT": "10",
+        "MODOMO_WRITE_RATE_WINDOW_S": "30",
+        "MODOMO_WORKER_HTTP_HOST": "::",
+        "MODOMO_WORKER_TOKEN": "warm",
         "MODOMO_PRESIGN_TTL_S": "900",
         "MODOMO_MAX_ATTEMPTS": "4",
         "MODOMO_RETRY_BACKOFF_MS": "2000,4000",
@@ -486,6 +495,11 @@ def test_override_replaces_a_malformed_variable_of_the_same_field() -> None:
     [
         ("MODOMO_BLOCK_MS", "-5"),
         ("MODOMO_PRESIGN_TTL_S", "0"),
+        ("MODOMO_PRESIGN_TTL_S", "299"),
+        ("MODOMO_PRESIGN_TTL_S", "901"),
+        ("MODOMO_WRITE_RATE_LIMIT", "-1"),
+        ("MODOMO_WRITE_RATE_WINDOW_S", "0"),
+        ("MODOMO_METRICS_NETWORKS", "10.0.0.0/33"),
         ("MODOMO_METRICS_PORT", "-1"),
         ("MODOMO_METRICS_PORT", "70000"),
         ("MODOMO_SHUTDOWN_GRACE_S", "nan"),
@@ -506,10 +520,13 @@ def test_out_of_range_values_name_their_variable(var: str, raw: str) -> None:
 def test_the_development_jwt_secret_is_refused_beyond_loopback() -> None:
     with pytest.raises(SettingsError, match=r"^MODOMO_JWT_SECRET: set a secret"):
         Settings.from_env({"MODOMO_API_HOST": "0.0.0.0"})
-    assert (
-        Settings.from_env({"MODOMO_API_HOST": "0.0.0.0", "MODOMO_JWT_SECRET": "x" * 32}).api_host
-        == "0.0.0.0"
-    )
+    own = {
+        "MODOMO_API_HOST": "0.0.0.0",
+        "MODOMO_JWT_SECRET": "x" * 32,
+        "MODOMO_S3_SECRET_ACCESS_KEY": "own",
+        "MODOMO_REDIS_URL": "redis://:pw@redis:6379/0",
+    }
+    assert Settings.from_env(own).api_host == "0.0.0.0"
     with pytest.raises(SettingsError, match=r"at least 32"):
         Settings.from_env({"MODOMO_JWT_SECRET": "short"})
     with pytest.raises(SettingsError, match=r"at least 32"):

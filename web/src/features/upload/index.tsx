@@ -1,4 +1,4 @@
-/** Upload: drop photos; each goes straight to storage through a presigned PUT with its own
+/** Upload: drop photos; each goes straight to storage through a presigned POST form with its own
  * progress bar; the scenes are registered; then a job can start with the chosen stages. */
 import { useMutation } from "@tanstack/react-query";
 import { useState, type DragEvent, type FormEvent } from "react";

@@ -1,5 +1,6 @@
-/** One file straight to storage through its presigned URL. XMLHttpRequest, not fetch:
- * only it reports upload progress. */
+/** One file straight to storage through its presigned POST form (the storage refuses a file
+ * over its declared size or of another type). XMLHttpRequest, not fetch: only it reports
+ * upload progress. */
 import type { Upload } from "../../lib/api/types";
 
 export function putFile(
@@ -10,8 +11,11 @@ export function putFile(
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open(upload.method || "PUT", upload.url);
-    for (const [name, value] of Object.entries(upload.headers)) xhr.setRequestHeader(name, value);
+    xhr.open(upload.method, upload.url);
+    // The policy's fields first, the file last: S3 ignores every field after it.
+    const form = new FormData();
+    for (const [name, value] of Object.entries(upload.fields)) form.append(name, value);
+    form.append("file", file);
     xhr.timeout = timeoutMs;
     xhr.upload.onprogress = (e) => {
       if (e.lengthComputable) onProgress(e.loaded / e.total);
@@ -24,7 +28,7 @@ export function putFile(
     };
     xhr.onerror = () => reject(new Error("network error while uploading (is CORS set on the bucket?)"));
     xhr.ontimeout = () => reject(new Error(`upload timed out after ${timeoutMs / 1000} s`));
-    xhr.send(file);
+    xhr.send(form);
   });
 }
 

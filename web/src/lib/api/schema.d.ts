@@ -48,7 +48,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Presigned PUT URLs for scene images */
+        /**
+         * Presigned upload forms (POST policy) for scene images
+         * @description Each upload is a form to POST as multipart/form-data (its `fields`, then the image as `file`), valid for `MODOMO_PRESIGN_TTL_S`; the storage refuses an image over its declared `size_bytes` or of another content type.
+         */
         post: operations["DatasetsDatasetIdPresignPresign"];
         delete?: never;
         options?: never;
@@ -1066,16 +1069,23 @@ export interface components {
             /** @default  */
             after: string;
         };
-        /** Upload */
+        /**
+         * Upload
+         * @description One scene image's upload form: POST ``url`` as ``multipart/form-data`` with every
+         *         one of ``fields``, then the image as the part named ``file`` (last). The storage
+         *         refuses a file over its declared ``size_bytes`` or of another type.
+         */
         Upload: {
             scene_id: string;
             filename: string;
             key: string;
             url: string;
-            method: string;
-            headers: {
+            /** @enum {unknown} */
+            method: "POST";
+            fields: {
                 [key: string]: string;
             };
+            max_bytes: number;
             expires_at: string;
         };
         /** UploadFile */
@@ -1233,6 +1243,21 @@ export interface operations {
             };
             /** @description Request Entity Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1444,6 +1469,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
             /** @description The server cannot process the request due to a high load */
             503: {
                 headers: {
@@ -1562,6 +1602,21 @@ export interface operations {
             };
             /** @description Request Entity Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1917,6 +1972,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
             /** @description The server cannot process the request due to a high load */
             503: {
                 headers: {
@@ -2116,6 +2186,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
             /** @description The server cannot process the request due to a high load */
             503: {
                 headers: {
@@ -2200,6 +2285,21 @@ export interface operations {
             };
             /** @description Nothing matches the given URI */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2696,6 +2796,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
             /** @description The server cannot process the request due to a high load */
             503: {
                 headers: {
@@ -2976,6 +3091,21 @@ export interface operations {
                     };
                 };
             };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
             /** @description The server cannot process the request due to a high load */
             503: {
                 headers: {
@@ -3144,6 +3274,21 @@ export interface operations {
             };
             /** @description Request Entity Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3685,6 +3830,21 @@ export interface operations {
             };
             /** @description Request Entity Too Large */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        status_code: number;
+                        detail: string;
+                        extra?: null | {
+                            [key: string]: unknown;
+                        } | unknown[];
+                    };
+                };
+            };
+            /** @description The user has sent too many requests in a given amount of time ("rate limiting") */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
