@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from modomo.settings import Settings
-from tests.integration.api_support import Api, dataset_with_scenes, running_api
+from tests.integration.api_support import PNG, Api, dataset_with_scenes, post_upload, running_api
 from tests.integration.support import settings_env, wait_for
 from tests.integration.test_connection_and_cli import _cli
 
@@ -194,3 +194,23 @@ async def test_the_audit_trail_lists_who_changed_what_newest_first(api: Api) -> 
         assert (await globex.get("/audit", params={"dataset_id": dataset_id})).json()["items"] == []
         async with api.client("viewer", org="acme") as viewer:
             assert (await viewer.get("/audit")).status_code == 403
+
+
+async def test_an_upload_presigned_for_another_org_cannot_be_registered(api: Api) -> None:
+    mine, _ = await dataset_with_scenes(api, 1, org="acme")
+    theirs, _ = await dataset_with_scenes(api, 1, org="globex")
+    async with (
+        api.client("reviewer", org="acme") as acme,
+        api.client("reviewer", org="globex") as globex,
+    ):
+        files = [{"filename": "r.png", "content_type": "image/png", "size_bytes": len(PNG)}]
+        presigned = await globex.post(f"/datasets/{theirs}/presign", json={"files": files})
+        [upload] = presigned.json()["uploads"]
+        async with httpx.AsyncClient() as plain:
+            assert (await post_upload(plain, upload, PNG)).status_code == 204
+        claim = {"scenes": [{"scene_id": upload["scene_id"]}]}
+        taken = await acme.post(f"/datasets/{mine}/register-scenes", json=claim)
+        assert taken.status_code == 409, taken.text
+        assert "not uploaded" in taken.json()["detail"]
+        registered = await globex.post(f"/datasets/{theirs}/register-scenes", json=claim)
+        assert registered.json()["registered"] == [upload["scene_id"]]
