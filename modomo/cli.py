@@ -22,7 +22,11 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from modomo.api.auth import ROLES, create_api_key
+from modomo.cli_orgs import OPERATOR, org_argument, record
+from modomo.cli_orgs import add_commands as add_org_commands
 from modomo.cli_products import add_commands as add_product_commands
+from modomo.domain.events import ApiKeyCreated, ApiKeyRevoked
+from modomo.domain.orgs import DEFAULT_ORG
 from modomo.logs import configure_logging
 from modomo.projections.cli import register as register_read_side
 from modomo.projections.db import connect as connect_db
@@ -111,12 +115,16 @@ def _parser() -> argparse.ArgumentParser:
     create_key = apikey_sub.add_parser("create", help="create a key; it is printed once")
     create_key.add_argument("--role", choices=ROLES, required=True)
     create_key.add_argument("--name", default="", help="what the key is for")
+    create_key.add_argument(
+        "--org", type=org_argument, default=DEFAULT_ORG, help="the organisation it belongs to"
+    )
     create_key.set_defaults(run=_apikey_create)
     revoke_key = apikey_sub.add_parser("revoke", help="revoke a key by its id")
     revoke_key.add_argument("key_id")
     revoke_key.set_defaults(run=_apikey_revoke)
 
     add_product_commands(sub)
+    add_org_commands(sub)
     return parser
 
 
@@ -288,9 +296,14 @@ async def _models_pull(args: argparse.Namespace, settings: Settings) -> int:
 async def _apikey_create(args: argparse.Namespace, settings: Settings) -> int:
     conn = await connect_db(settings)
     try:
-        key = await create_api_key(conn, args.role, args.name)
+        key = await create_api_key(conn, args.role, args.name, args.org, OPERATOR)
     finally:
         await conn.close()
+    key_id = key.split("_")[1]
+    event = ApiKeyCreated(
+        org=args.org, key_id=key_id, role=args.role, name=args.name, created_by=OPERATOR
+    )
+    await record(settings, event)
     print(key)
     print("Store it now: only a hash is kept, it cannot be shown again.", file=sys.stderr)
     return 0
@@ -299,15 +312,17 @@ async def _apikey_create(args: argparse.Namespace, settings: Settings) -> int:
 async def _apikey_revoke(args: argparse.Namespace, settings: Settings) -> int:
     conn = await connect_db(settings)
     try:
-        done = await conn.execute(
-            "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL",
+        org = await conn.fetchval(
+            "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL "
+            "RETURNING org",
             args.key_id,
         )
     finally:
         await conn.close()
-    if done.endswith(" 0"):
+    if org is None:
         print(f"modomo: no active API key with id {args.key_id}", file=sys.stderr)
         return 1
+    await record(settings, ApiKeyRevoked(org=org, key_id=args.key_id, revoked_by=OPERATOR))
     print(f"revoked {args.key_id}")
     return 0
 

@@ -63,6 +63,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Schema of the read models (replay swaps tables into it)."""
     db_log_schema: str = "modomo_log"
     """Schema of the event archive and the migration records (never swapped)."""
+    db_api_role: str = ""
+    """A database role the API switches to for its reads (``SET LOCAL ROLE``), not the
+    tables' owner and without BYPASSRLS, so the read models' row-level security confines
+    every query to the caller's organisation (README: Organisations). Empty: the API reads
+    as the connecting user, with only its own queries' organisation filters."""
     db_statement_cache_size: int = 100
     """asyncpg prepared-statement cache; 0 behind a transaction-mode pooler (Supabase)."""
     db_connect_timeout_s: float = 10.0
@@ -311,6 +316,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if scheme not in ("redis", "rediss", "unix"):
             raise SettingsError(
                 f"MODOMO_REDIS_URL: expected redis://, rediss:// or unix://, got {self.redis_url!r}"
+            )
+        if self.db_api_role and not _IDENTIFIER.fullmatch(self.db_api_role):
+            raise SettingsError(
+                "MODOMO_DB_API_ROLE: lower-case letters, digits and _ only, starting with a "
+                f"letter, got {self.db_api_role!r}"
             )
         for name in ("db_schema", "db_log_schema"):
             if not _IDENTIFIER.fullmatch(getattr(self, name)):

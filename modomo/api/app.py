@@ -26,11 +26,12 @@ from modomo.api.jobs import JobController
 from modomo.api.links import MediaLinks, PresignCache, media_key
 from modomo.api.media import MediaController
 from modomo.api.observe import observed
+from modomo.api.orgs import OrgController
 from modomo.api.ratelimit import write_rate_guard
 from modomo.api.review_queue import ReviewQueueController
 from modomo.api.reviews import ReviewController
 from modomo.api.scenes import ObjectController, SceneController
-from modomo.api.services import Services, services
+from modomo.api.services import Services, org_scope, services
 from modomo.api.similarity import SimilarityController
 from modomo.api.stats import StatsController
 from modomo.api.system import (
@@ -73,7 +74,8 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
             app.state.services = Services(
                 settings=settings,
                 redis=redis,
-                db=pool,
+                db=org_scope(pool, settings, ""),
+                pool=pool,
                 storage=storage,
                 log=EventLog(redis, keys),
                 hub=hub,
@@ -113,6 +115,7 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
     app = Litestar(
         route_handlers=[
             DatasetController,
+            OrgController,
             JobController,
             EventTicketController,
             SceneController,
@@ -138,7 +141,7 @@ def create_app(settings: Settings, freeze_gc: bool = False) -> Litestar:
         lifespan=[lifespan],
         cors_config=CORSConfig(
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "PATCH", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "X-API-Key", "Last-Event-ID"],
             max_age=600,
         ),

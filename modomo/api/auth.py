@@ -13,7 +13,9 @@ headers. Tickets are signed with a key derived from the JWT secret for that one 
 a ticket is never a bearer token and a bearer token is never a ticket.
 
 Everything a credential says about its caller goes through :func:`caller_from_claims`, the
-one place a new claim (an organisation, say) is read.
+one place a claim is read. A caller belongs to one organisation: a token's ``org`` claim
+(none: the default organisation, so tokens from before organisations keep working), an API
+key's ``org`` column. Roles are per organisation: an admin is its own organisation's admin.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.routes import HTTPRoute
 
+from modomo.domain.orgs import DEFAULT_ORG, valid_org
+
 Role = Literal["viewer", "reviewer", "admin"]
 ROLES: tuple[Role, ...] = ("viewer", "reviewer", "admin")
 KEY_PREFIX = "mdk_"
@@ -49,14 +53,19 @@ class Caller:
     subject: str
     role: Role
     via: Literal["jwt", "api_key", "ticket"]
+    org: str = DEFAULT_ORG
 
 
-def issue_token(secret: str, subject: str, role: Role, ttl_s: int = 3600) -> str:
-    """A signed bearer token (what the auth service of a deployment would hand out)."""
+def issue_token(
+    secret: str, subject: str, role: Role, ttl_s: int = 3600, org: str | None = None
+) -> str:
+    """A signed bearer token (what the auth service of a deployment would hand out); with
+    no ``org`` it names none, and its caller is in the default organisation."""
     now = int(time.time())
-    return jwt.encode(
-        {"sub": subject, "role": role, "iat": now, "exp": now + ttl_s}, secret, algorithm="HS256"
-    )
+    claims: dict[str, Any] = {"sub": subject, "role": role, "iat": now, "exp": now + ttl_s}
+    if org is not None:
+        claims["org"] = org
+    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def _ticket_key(secret: str) -> bytes:
@@ -73,6 +82,7 @@ def issue_ticket(
     claims = {
         "sub": caller.subject,
         "role": caller.role,
+        "org": caller.org,
         "job": job_id,
         "aud": TICKET_AUDIENCE,
         "exp": expires,
@@ -94,14 +104,20 @@ def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def create_api_key(conn: asyncpg.Connection[Any], role: Role, name: str = "") -> str:
+async def create_api_key(
+    conn: Any, role: Role, name: str = "", org: str = DEFAULT_ORG, created_by: str = ""
+) -> str:
+    """A new key of ``org`` with ``role``; returns the full key (shown once)."""
     key_id, full, digest = new_api_key()
     await conn.execute(
-        "INSERT INTO api_keys (key_id, secret_hash, role, name) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO api_keys (key_id, secret_hash, role, name, org, created_by) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
         key_id,
         digest,
         role,
         name,
+        org,
+        created_by,
     )
     return full
 
@@ -111,7 +127,13 @@ def caller_from_claims(claims: dict[str, Any], via: Literal["jwt", "ticket"]) ->
     role = claims.get("role")
     if role not in ROLES:
         raise NotAuthorizedException(f"the token's role {role!r} is not one of {ROLES}")
-    return Caller(subject=str(claims["sub"]), role=role, via=via)
+    org = claims.get("org", DEFAULT_ORG)
+    if not valid_org(org):
+        raise NotAuthorizedException(
+            f"the token's org {str(org)[:80]!r} is not an organisation id "
+            "(lower-case letters, digits, _ and -, at most 63)"
+        )
+    return Caller(subject=str(claims["sub"]), role=role, via=via, org=org)
 
 
 def _verify(token: str, key: str | bytes, what: str, **options: Any) -> dict[str, Any]:
@@ -192,15 +214,15 @@ async def _from_api_key(connection: ASGIConnection[Any, Any, Any, Any], key: str
     if not key.startswith(KEY_PREFIX) or "_" not in key[len(KEY_PREFIX) :]:
         raise NotAuthorizedException("malformed API key")
     key_id, _, secret = key[len(KEY_PREFIX) :].partition("_")
-    pool: asyncpg.Pool[Any] = connection.app.state.services.db
+    pool: asyncpg.Pool[Any] = connection.app.state.services.pool
     row = await pool.fetchrow(
-        "SELECT secret_hash, role, revoked_at FROM api_keys WHERE key_id = $1", key_id
+        "SELECT secret_hash, role, revoked_at, org FROM api_keys WHERE key_id = $1", key_id
     )
     if row is None or not hmac.compare_digest(row["secret_hash"], _hash(secret)):
         raise NotAuthorizedException("unknown API key")
     if row["revoked_at"] is not None:
         raise NotAuthorizedException("this API key was revoked")
-    return Caller(subject=f"apikey:{key_id}", role=row["role"], via="api_key")
+    return Caller(subject=f"apikey:{key_id}", role=row["role"], via="api_key", org=row["org"])
 
 
 def declared_role(handler: BaseRouteHandler) -> Role | Literal["public"] | None:

@@ -44,6 +44,9 @@ from modomo.read.similarity import duplicates
 from modomo.storage import scene_key
 
 Limit = Annotated[int, Parameter(ge=1, le=500, description="page size")]
+UPLOAD_CLAIM_S = 7 * 24 * 3600
+"""How long a presigned upload stays claimed by its organisation: registration after that
+is not refused on this ground (as for uploads from before organisations)."""
 
 
 async def dataset_row(svc: Services, dataset_id: str) -> DatasetOut:
@@ -91,6 +94,7 @@ class DatasetController(Controller):
             name=data.name,
             description=data.description,
             created_by=caller_of(request).subject,
+            org=caller_of(request).org,
         )
         appended = await svc.append([event])
         late = await svc.unapplied("datasets", event.event_id, appended.log_ids[0])
@@ -129,7 +133,9 @@ class DatasetController(Controller):
         "then the image as `file`), valid for `MODOMO_PRESIGN_TTL_S`; the storage refuses "
         "an image over its declared `size_bytes` or of another content type.",
     )
-    async def presign(self, dataset_id: str, data: PresignIn, svc: Services) -> PresignOut:
+    async def presign(
+        self, dataset_id: str, data: PresignIn, request: Request[Any, Any, Any], svc: Services
+    ) -> PresignOut:
         await known_dataset(svc, dataset_id)
         limit = svc.settings.max_upload_bytes
         too_big = [f.filename for f in data.files if f.size_bytes > limit]
@@ -154,6 +160,12 @@ class DatasetController(Controller):
                     expires_at=expires,
                 )
             )
+        # Whose upload each scene is: registration refuses another organisation's.
+        org = caller_of(request).org
+        async with svc.redis.pipeline(transaction=False) as pipe:
+            for upload in uploads:
+                pipe.set(svc.keys.upload_org(upload.scene_id), org, ex=UPLOAD_CLAIM_S)
+            await pipe.execute()
         return PresignOut(uploads=uploads)
 
     @post(
@@ -166,7 +178,9 @@ class DatasetController(Controller):
         "URL) with an image type and a size within the limit; otherwise nothing is registered "
         "and the 409 names every problem. Registering a scene again is a no-op.",
     )
-    async def register(self, dataset_id: str, data: RegisterIn, svc: Services) -> RegisterOut:
+    async def register(
+        self, dataset_id: str, data: RegisterIn, request: Request[Any, Any, Any], svc: Services
+    ) -> RegisterOut:
         await known_dataset(svc, dataset_id)
         # A scene listed twice is registered once, under its first filename.
         first: dict[str, SceneRef] = {}
@@ -174,14 +188,25 @@ class DatasetController(Controller):
             first.setdefault(ref.scene_id, ref)
         refs = list(first.values())
         ids = list(first)
-        known = await scenes.registered(svc.db, ids)
+        # Across organisations (the owner's pool): a scene of another organisation is
+        # refused like one of another dataset, never registered again as new.
+        known = await scenes.registered(svc.pool, ids)
         elsewhere = [i for i, d in known.items() if d != dataset_id]
         if elsewhere:
             raise Conflict(f"scenes registered in another dataset: {', '.join(elsewhere[:20])}")
         fresh: list[RegisteredScene] = []
         problems: list[str] = []
+        new = [r.scene_id for r in refs if r.scene_id not in known]
+        claimed = await svc.redis.mget([svc.keys.upload_org(s) for s in new]) if new else []
+        owners = dict(zip(new, claimed, strict=True))
+        org = caller_of(request).org.encode()
         for ref in refs:
             if ref.scene_id in known:
+                continue
+            owner = owners.get(ref.scene_id)
+            if owner is not None and owner != org:
+                # Presigned for another organisation: as absent as an upload never made.
+                problems.append(f"{ref.scene_id}: not uploaded ({scene_key(ref.scene_id)})")
                 continue
             info = await svc.storage.head(scene_key(ref.scene_id))
             if info is None:
@@ -212,7 +237,9 @@ class DatasetController(Controller):
         warnings = await duplicate_warnings(svc, dataset_id, fresh)
         event_id = None
         if fresh:
-            event = ScenesRegistered(dataset_id=dataset_id, scenes=tuple(fresh))
+            event = ScenesRegistered(
+                dataset_id=dataset_id, scenes=tuple(fresh), org=caller_of(request).org
+            )
             appended = await svc.append([event])
             event_id = event.event_id
             await svc.applied("scenes", appended.log_ids[0])

@@ -127,6 +127,7 @@ class ExportController(Controller):
             as_of=check_as_of(data.as_of),
             reviewed_only=data.reviewed_only,
             requested_by=caller_of(request).subject,
+            org=caller_of(request).org,
         )
         appended = await ExportQueue(svc.redis, svc.keys).request(event)
         if await svc.applied("exports", appended.log_ids[0]):

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, TooManyRequestsException
 from litestar.params import HeaderParameter, Parameter
 from litestar.response import Stream
 
 from modomo.api import metrics, sse
 from modomo.api.auth import caller_of, ticket_of
 from modomo.api.contract import JSON_ERRORS
+from modomo.api.orgs import release_scenes, reserve_scenes
 from modomo.api.schemas import Accepted, JobIn
 from modomo.api.services import (
     Conflict,
@@ -45,7 +46,7 @@ class JobController(Controller):
         "/",
         opt={"role": "reviewer"},
         status_code=201,
-        raises=[NotFoundException, Conflict],
+        raises=[NotFoundException, Conflict, TooManyRequestsException],
         summary="Start a job over a dataset (or some of its scenes)",
         description="The job_created event, one scene_queued event per scene and one "
         "task per scene are written in one atomic step: a job is never "
@@ -70,6 +71,8 @@ class JobController(Controller):
             scene_ids = list(keys)
         if not scene_ids:
             raise Conflict("the dataset has no registered scenes to process")
+        caller = caller_of(request)
+        quota = await reserve_scenes(svc, caller.org, len(scene_ids))
         job_id = new_id()
         created = JobCreated(
             job_id=job_id,
@@ -77,7 +80,8 @@ class JobController(Controller):
             scene_ids=tuple(scene_ids),
             stages=data.stages,
             resize_max_px=data.resize_max_px,
-            created_by=caller_of(request).subject,
+            created_by=caller.subject,
+            org=caller.org,
         )
         queued = [SceneQueued(job_id=job_id, scene_id=s) for s in scene_ids]
         tasks = [
@@ -91,10 +95,14 @@ class JobController(Controller):
             )
             for s in scene_ids
         ]
-        async with svc.redis.pipeline(transaction=True) as pipe:
-            staged = await svc.log.stage(pipe, [created, *queued], tasks)
-            svc.completion.stage_total(pipe, job_id, len(scene_ids))
-            appended = staged.read(await pipe.execute())
+        try:
+            async with svc.redis.pipeline(transaction=True) as pipe:
+                staged = await svc.log.stage(pipe, [created, *queued], tasks)
+                svc.completion.stage_total(pipe, job_id, len(scene_ids))
+                appended = staged.read(await pipe.execute())
+        except BaseException:
+            await release_scenes(svc, quota, len(scene_ids))
+            raise
         metrics.JOBS_CREATED.inc()
         late = await svc.unapplied("jobs", created.event_id, appended.log_ids[0])
         if late is not None:
@@ -165,6 +173,8 @@ class JobController(Controller):
             ),
         ] = "",
     ) -> Stream:
+        if not await jobs.job_exists(svc.db, job_id):  # another organisation's, or none
+            raise not_found("job", job_id)
         last = last_event_id or ticket_of(request).get("after") or "0-0"
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         info = await sse.stream_info(svc.hub, job_id)

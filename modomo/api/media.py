@@ -32,7 +32,12 @@ class MediaController(Controller):
         key: str,
         svc: Services,
         exp: Annotated[int, Parameter(ge=0, description="expiry, unix seconds")],
-        sig: Annotated[str, Parameter(max_length=64, description="the link's signature")],
+        sig: Annotated[
+            str,
+            Parameter(
+                max_length=64, pattern=r"^[A-Za-z0-9_-]*$", description="the link's signature"
+            ),
+        ],
     ) -> Response[None]:
         object_key = key.lstrip("/")
         refused = svc.links.check(object_key, exp, sig)

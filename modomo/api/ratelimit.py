@@ -43,8 +43,10 @@ async def write_rate_guard(
         return
     now = time.time()
     window = math.floor(now / window_s)
-    # A digest keeps a long or odd subject out of the key name, and every key one length.
-    digest = hashlib.sha256(caller.subject.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    # A digest keeps a long or odd subject out of the key name, and every key one length;
+    # the org is part of it, since two organisations may each have an "alice".
+    who = f"{caller.org}\n{caller.subject}"
+    digest = hashlib.sha256(who.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     key = svc.keys.write_rate(digest, window)
     async with svc.redis.pipeline(transaction=True) as pipe:
         pipe.incr(key)

@@ -30,7 +30,8 @@ class ReviewController(Controller):
     async def submit(
         self, data: ReviewIn, request: Request[Any, Any, Any], svc: Services
     ) -> Response[ReviewOut | Accepted]:
-        if not await scenes.scene_exists(svc.db, data.scene_id):
+        dataset_id = await scenes.scene_dataset(svc.db, data.scene_id)
+        if dataset_id is None:
             raise not_found("scene", data.scene_id)
         if data.object_id is not None:
             owner = await scenes.object_scene(svc.db, data.object_id)
@@ -45,6 +46,8 @@ class ReviewController(Controller):
             verdict=data.verdict,
             note=data.note,
             reviewer=caller_of(request).subject,
+            org=caller_of(request).org,
+            dataset_id=dataset_id,
         )
         appended = await svc.append([event])
         late = await svc.unapplied("reviews", event.event_id, appended.log_ids[0])

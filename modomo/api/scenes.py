@@ -66,7 +66,8 @@ class ObjectController(Controller):
         self, object_id: str, data: ObjectPatch, request: Request[Any, Any, Any], svc: Services
     ) -> Response[ObjectOut | Accepted]:
         scene_id = await scenes.object_scene(svc.db, object_id)
-        if scene_id is None:
+        dataset_id = None if scene_id is None else await scenes.scene_dataset(svc.db, scene_id)
+        if scene_id is None or dataset_id is None:
             raise not_found("object", object_id)
         if (
             data.category is None
@@ -89,6 +90,8 @@ class ObjectController(Controller):
             bbox=bbox,
             attrs=data.attrs,
             corrected_by=caller_of(request).subject,
+            org=caller_of(request).org,
+            dataset_id=dataset_id,
         )
         appended = await svc.append([event])
         late = await svc.unapplied("scenes", event.event_id, appended.log_ids[0])

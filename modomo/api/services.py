@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
-from litestar import Response
+from litestar import Request, Response
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import Parameter
 from redis.asyncio import Redis
 
-from modomo.api.auth import TokenCache
+from modomo.api.auth import Caller, TokenCache
 from modomo.api.bodies import SceneBodies
 from modomo.api.hub import JobStreamHub
 from modomo.api.links import MediaLinks, PresignCache
 from modomo.api.schemas import Accepted
+from modomo.api.scope import OrgScope
 from modomo.domain.events import EventBase
+from modomo.pg import search_path
 from modomo.read import progress
 from modomo.read.jobs import JobReader
 from modomo.read.scenes import SceneReader
@@ -41,7 +43,12 @@ else:  # asyncpg's classes are not generic at run time, and Litestar resolves th
 class Services:
     settings: Settings
     redis: Redis
-    db: Pool
+    db: OrgScope
+    """The caller's organisation's view of the database (every handler reads through
+    it); outside a request it names no organisation and sees no rows."""
+    pool: Pool
+    """The connections themselves, as the tables' owner: for credentials, quotas and
+    keys, whose queries name the organisation themselves."""
     storage: Storage
     log: EventLog
     hub: JobStreamHub
@@ -77,10 +84,20 @@ class Services:
         return Response(Accepted(event_id=event_id, log_id=log_id), status_code=202)
 
 
-def services(state: State) -> Services:
-    """Litestar dependency: the services built at start-up."""
+def services(state: State, request: Request[Any, Any, Any]) -> Services:
+    """Litestar dependency: the services built at start-up, with the database scoped to
+    the caller's organisation (the guard, which runs first, put the caller in scope)."""
     found: Services = state.services
-    return found
+    caller: Caller | None = request.scope["state"].get("caller")
+    if caller is None:  # a public route: no organisation, no rows
+        return found
+    return replace(found, db=org_scope(found.pool, found.settings, caller.org))
+
+
+def org_scope(pool: Pool, settings: Settings, org: str) -> OrgScope:
+    """Reads as ``org``: as the API's role when one is set, and with the search path set in
+    each transaction too, so they resolve through a pooler that keeps no session setting."""
+    return OrgScope(pool, org, settings.db_api_role, search_path(settings))
 
 
 TIME_ID_CURSOR = r"^[0-9]{1,16}~[A-Za-z0-9_.:-]{1,64}$"

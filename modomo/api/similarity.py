@@ -20,12 +20,13 @@ from modomo.read.similarity import (
     SimilarPage,
     similar,
 )
+from modomo.read.sql import in_org
 
 K = Annotated[int, Parameter(ge=1, le=100, description="how many neighbours")]
 Exact = Annotated[bool, Parameter(description="skip the index: a full scan, the true nearest")]
 _OWNER = {
-    "scene": "SELECT 1 FROM scenes WHERE scene_id = $1",
-    "object": "SELECT 1 FROM objects WHERE object_id = $1",
+    "scene": f"SELECT 1 FROM scenes s WHERE s.scene_id = $1 AND {in_org('s')}",
+    "object": f"SELECT 1 FROM objects o WHERE o.object_id = $1 AND {in_org('o')}",
 }
 
 

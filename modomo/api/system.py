@@ -42,7 +42,7 @@ class HealthController(Controller):
         except Exception as exc:
             redis = f"down: {type(exc).__name__}"
         try:
-            await svc.db.fetchval("SELECT 1", timeout=2)
+            await svc.pool.fetchval("SELECT 1", timeout=2)
         except Exception as exc:
             postgres = f"down: {type(exc).__name__}"
         ok = redis == postgres == "ok"

@@ -13,6 +13,7 @@ from modomo.api.auth import caller_of, issue_ticket
 from modomo.api.jobs import ENTRY_ID_PATTERN
 from modomo.api.schemas import In
 from modomo.api.services import Services, not_found
+from modomo.read.jobs import job_exists
 
 
 class TicketIn(In, kw_only=True):
@@ -50,9 +51,7 @@ class EventTicketController(Controller):
         svc: Services,
         data: TicketIn,
     ) -> Ticket:
-        if not await svc.redis.exists(svc.keys.job_events(job_id)) and not await svc.db.fetchval(
-            "SELECT 1 FROM event_log WHERE job_id = $1", job_id
-        ):  # neither live nor archived (a job's stream expires a while after it ends)
+        if not await job_exists(svc.db, job_id):  # another organisation's is as absent
             raise not_found("job", job_id)
         token, expires = issue_ticket(
             svc.settings.jwt_secret,

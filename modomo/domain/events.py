@@ -22,6 +22,7 @@ from typing import Literal
 import msgspec
 
 from modomo.domain.failures import FailureClass
+from modomo.domain.orgs import DEFAULT_ORG
 from modomo.domain.stages import Stage, StageFlags
 
 
@@ -164,6 +165,8 @@ class DatasetCreated(EventBase, frozen=True, kw_only=True, tag="dataset_created"
     name: str
     description: str = ""
     created_by: str = ""
+    org: str = DEFAULT_ORG
+    """The organisation the data belongs to (events from before organisations: the default)."""
 
 
 class RegisteredScene(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -183,6 +186,8 @@ class RegisteredScene(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 class ScenesRegistered(EventBase, frozen=True, kw_only=True, tag="scenes_registered"):
     dataset_id: str
     scenes: tuple[RegisteredScene, ...]
+    org: str = DEFAULT_ORG
+    """The organisation the data belongs to (events from before organisations: the default)."""
 
 
 class JobCreated(JobEvent, frozen=True, kw_only=True, tag="job_created"):
@@ -191,6 +196,8 @@ class JobCreated(JobEvent, frozen=True, kw_only=True, tag="job_created"):
     stages: StageFlags = msgspec.field(default_factory=StageFlags)
     resize_max_px: int = 1280
     created_by: str = ""
+    org: str = DEFAULT_ORG
+    """The organisation the data belongs to (events from before organisations: the default)."""
 
 
 class SceneQueued(JobEvent, frozen=True, kw_only=True, tag="scene_queued"):
@@ -352,6 +359,10 @@ class ObjectCorrected(EventBase, frozen=True, kw_only=True, tag="object_correcte
     bbox: BBox | None = None
     attrs: dict[str, str | int | float | bool] | None = None
     corrected_by: str = ""
+    org: str = DEFAULT_ORG
+    """The organisation the data belongs to (events from before organisations: the default)."""
+    dataset_id: str = ""
+    """The scene's dataset, so the audit trail can list it (empty in older events)."""
 
 
 class ReviewSubmitted(EventBase, frozen=True, kw_only=True, tag="review_submitted"):
@@ -361,6 +372,10 @@ class ReviewSubmitted(EventBase, frozen=True, kw_only=True, tag="review_submitte
     verdict: Literal["approve", "reject", "fix"]
     note: str = ""
     reviewer: str = ""
+    org: str = DEFAULT_ORG
+    """The organisation the data belongs to (events from before organisations: the default)."""
+    dataset_id: str = ""
+    """The scene's dataset, so the audit trail can list it (empty in older events)."""
 
 
 # --- dataset products: exports and evaluations ----------------------------------------------
@@ -379,6 +394,8 @@ class ExportRequested(EventBase, frozen=True, kw_only=True, tag="export_requeste
     for the end of the log when the worker starts."""
     reviewed_only: bool = False
     requested_by: str = ""
+    org: str = DEFAULT_ORG
+    """The organisation the data belongs to (events from before organisations: the default)."""
 
 
 class ExportStarted(EventBase, frozen=True, kw_only=True, tag="export_started"):
@@ -437,6 +454,36 @@ class EvaluationRecorded(EventBase, frozen=True, kw_only=True, tag="evaluation_r
     regressions: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     evaluated_by: str = ""
+    org: str = DEFAULT_ORG
+    """The organisation the data belongs to (events from before organisations: the default)."""
+
+
+# --- organisations ---------------------------------------------------------------------------
+
+
+class OrgQuotaSet(EventBase, frozen=True, kw_only=True, tag="org_quota_set"):
+    """An organisation's admin set how many scenes its jobs may process per UTC day
+    (0: no limit)."""
+
+    org: str = DEFAULT_ORG
+    scenes_per_day: int
+    set_by: str = ""
+
+
+class ApiKeyCreated(EventBase, frozen=True, kw_only=True, tag="api_key_created"):
+    """An API key was made for an organisation (its secret is never on the log)."""
+
+    org: str = DEFAULT_ORG
+    key_id: str
+    role: str
+    name: str = ""
+    created_by: str = ""
+
+
+class ApiKeyRevoked(EventBase, frozen=True, kw_only=True, tag="api_key_revoked"):
+    org: str = DEFAULT_ORG
+    key_id: str
+    revoked_by: str = ""
 
 
 Event = (
@@ -467,11 +514,21 @@ Event = (
     | ExportCompleted
     | ExportFailed
     | EvaluationRecorded
+    | OrgQuotaSet
+    | ApiKeyCreated
+    | ApiKeyRevoked
 )
 """Every event type; the one union the log decoder is built for."""
 
 EVENT_TYPES: dict[str, type[EventBase]] = {cls.__struct_config__.tag: cls for cls in Event.__args__}
 """Tag → class, for everything that dispatches on the ``type`` field."""
+
+
+def org_of(event: EventBase) -> str | None:
+    """The organisation an event records, if it records one (events about data they do not
+    create, like a worker's stage results, belong to their job's or scene's org)."""
+    org = getattr(event, "org", None)
+    return org if isinstance(org, str) else None
 
 
 def job_of(event: EventBase) -> str | None:

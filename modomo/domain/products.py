@@ -20,6 +20,7 @@ from modomo.domain.events import (
     ExportRequested,
     ExportStarted,
 )
+from modomo.domain.orgs import DEFAULT_ORG
 from modomo.domain.views import Unapplicable
 
 EXPORT_TERMINAL = frozenset({"done", "failed"})
@@ -45,6 +46,7 @@ class ExportRow(msgspec.Struct, kw_only=True, gc=False):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
+    org_id: str = DEFAULT_ORG
 
 
 def apply_export(row: ExportRow | None, event: EventBase) -> ExportRow:
@@ -62,6 +64,7 @@ def apply_export(row: ExportRow | None, event: EventBase) -> ExportRow:
             status="queued",
             requested_at=event.at,
             updated_at=event.at,
+            org_id=event.org,
         )
     if row is None:
         export_id = getattr(event, "export_id", "?")
@@ -110,6 +113,7 @@ class EvaluationRow(msgspec.Struct, kw_only=True, gc=False):
     notes: list[str]
     evaluated_by: str
     created_at: datetime
+    org_id: str = DEFAULT_ORG
 
 
 def evaluation_row(event: EvaluationRecorded) -> EvaluationRow:
@@ -131,4 +135,5 @@ def evaluation_row(event: EvaluationRecorded) -> EvaluationRow:
         notes=list(event.notes),
         evaluated_by=event.evaluated_by,
         created_at=event.at,
+        org_id=event.org,
     )

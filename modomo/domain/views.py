@@ -48,6 +48,7 @@ from modomo.domain.events import (
     StylesClassified,
 )
 from modomo.domain.fold import SceneState, apply_scene, job_status
+from modomo.domain.orgs import DEFAULT_ORG
 
 
 class Unapplicable(ValueError):
@@ -89,6 +90,8 @@ class SceneRow(msgspec.Struct, kw_only=True, gc=False):
     """Stage → ``{"id", "profile", "digest"}`` of the model behind that stage's result."""
     etag: str = ""
     """The original's ETag when it was registered."""
+    org_id: str = DEFAULT_ORG
+    """The organisation the scene belongs to: set by its first registration, never moved."""
 
 
 class StyleRow(msgspec.Struct, kw_only=True, gc=False):
@@ -152,9 +155,14 @@ class SceneView(msgspec.Struct, kw_only=True, gc=False):
 
 
 def register(
-    view: SceneView | None, dataset_id: str, scene: RegisteredScene, at: datetime
+    view: SceneView | None,
+    dataset_id: str,
+    scene: RegisteredScene,
+    at: datetime,
+    org: str = DEFAULT_ORG,
 ) -> SceneView:
-    """A scene registered (again): its original's key and metadata; results stay."""
+    """A scene registered (again): its original's key and metadata; results stay, and so
+    does its organisation (a scene never changes hands)."""
     if view is None:
         return SceneView(
             row=SceneRow(
@@ -167,6 +175,7 @@ def register(
                 registered_at=at,
                 updated_at=at,
                 etag=scene.etag,
+                org_id=org,
             )
         )
     row = view.row
@@ -383,6 +392,7 @@ class JobRow(msgspec.Struct, kw_only=True, gc=False):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     updated_at: datetime | None = None
+    org_id: str = DEFAULT_ORG
 
 
 class JobSceneRow(msgspec.Struct, kw_only=True, gc=False):
@@ -398,6 +408,7 @@ class JobSceneRow(msgspec.Struct, kw_only=True, gc=False):
     stage_ms: dict[str, float] = msgspec.field(default_factory=dict)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    org_id: str = DEFAULT_ORG
 
     def state(self) -> SceneState:
         return SceneState(
@@ -440,11 +451,14 @@ def new_job(event: JobCreated) -> tuple[JobRow, dict[str, JobSceneRow]]:
         created_by=event.created_by,
         created_at=event.at,
         updated_at=event.at,
+        org_id=event.org,
     )
     if not scene_ids:
         row.status = "succeeded"
         row.finished_at = event.at
-    return row, {sid: JobSceneRow(job_id=event.job_id, scene_id=sid) for sid in scene_ids}
+    return row, {
+        sid: JobSceneRow(job_id=event.job_id, scene_id=sid, org_id=event.org) for sid in scene_ids
+    }
 
 
 def apply_job_scene(job: JobRow, scene: JobSceneRow, event: EventBase) -> bool:

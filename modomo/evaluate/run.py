@@ -28,6 +28,7 @@ from modomo.domain.events import (
     StageEvent,
     new_id,
 )
+from modomo.domain.orgs import DEFAULT_ORG
 from modomo.domain.views import SceneView, apply_scene_view, register
 from modomo.evaluate import metrics as m
 from modomo.export.coco import CATEGORY_CODES
@@ -85,6 +86,8 @@ class JobResults:
     dataset_id: str
     views: dict[str, SceneView] = field(default_factory=dict)
     profiles: Counter[str] = field(default_factory=Counter)
+    org: str = DEFAULT_ORG
+    """The job's organisation, which its evaluation belongs to as well."""
 
 
 def job_results(job_id: str, events: list[EventBase]) -> JobResults:
@@ -92,7 +95,7 @@ def job_results(job_id: str, events: list[EventBase]) -> JobResults:
     created = next((e for e in events if isinstance(e, JobCreated) and e.job_id == job_id), None)
     if created is None:
         raise EvalError(f"no job {job_id} in the log")
-    out = JobResults(created.dataset_id)
+    out = JobResults(created.dataset_id, org=created.org)
     wanted = set(created.scene_ids)
     for event in events:
         if isinstance(event, ScenesRegistered) and event.dataset_id == created.dataset_id:
@@ -289,6 +292,7 @@ async def evaluate(
         regressions=regressions,
         notes=tuple(notes),
         evaluated_by=evaluated_by,
+        org=results.org,
     )
 
 

@@ -13,7 +13,7 @@ from modomo.domain.text import sanitise
 from modomo.projections.projector import LogEntry, Parked, Projector
 from modomo.projections.tables import stage
 
-_COLUMNS = ("ms", "seq", "event_id", "type", "job_id", "at", "v", "payload")
+_COLUMNS = ("ms", "seq", "event_id", "type", "job_id", "at", "v", "payload", "org", "dataset_id")
 
 
 class _Meta(msgspec.Struct):
@@ -24,6 +24,8 @@ class _Meta(msgspec.Struct):
     job_id: str | None = None
     at: datetime | None = None
     v: int = 0
+    org: str | None = None
+    dataset_id: str | None = None
 
 
 _meta = msgspec.json.Decoder(_Meta)
@@ -41,7 +43,20 @@ def _fields(entry: LogEntry) -> tuple[Any, ...]:
     # index it are made storable whatever the event holds.
     job_id = sanitise(meta.job_id) if meta.job_id is not None else None
     v = meta.v if -(2**31) <= meta.v < 2**31 else 0
-    return (ms, seq, sanitise(meta.event_id), sanitise(meta.type), job_id, at, v, entry.raw)
+    org = sanitise(meta.org) if meta.org is not None else None
+    dataset_id = sanitise(meta.dataset_id) if meta.dataset_id else None
+    return (
+        ms,
+        seq,
+        sanitise(meta.event_id),
+        sanitise(meta.type),
+        job_id,
+        at,
+        v,
+        entry.raw,
+        org,
+        dataset_id,
+    )
 
 
 class ArchiveProjector(Projector):

@@ -20,15 +20,15 @@ class DatasetsProjector(Projector):
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
     ) -> list[Parked]:
         rows = [
-            (e.dataset_id, e.name, e.description, e.created_by, e.at)
+            (e.dataset_id, e.name, e.description, e.created_by, e.at, e.org)
             for e in (entry.event for entry in entries)
             if isinstance(e, DatasetCreated)
         ]
         if rows:
             # The first event for an id wins: a duplicate of it changes nothing.
             await conn.executemany(
-                "INSERT INTO datasets (dataset_id, name, description, created_by, created_at) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                "INSERT INTO datasets (dataset_id, name, description, created_by, created_at,"
+                " org_id) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 rows,
             )
         return []
@@ -43,14 +43,15 @@ class ReviewsProjector(Projector):
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
     ) -> list[Parked]:
         rows = [
-            (e.review_id, e.scene_id, e.object_id, e.verdict, e.note, e.reviewer, e.at)
+            (e.review_id, e.scene_id, e.object_id, e.verdict, e.note, e.reviewer, e.at, e.org)
             for e in (entry.event for entry in entries)
             if isinstance(e, ReviewSubmitted)
         ]
         if rows:
             await conn.executemany(
                 "INSERT INTO reviews (review_id, scene_id, object_id, verdict, note, reviewer,"
-                " created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                " created_at, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                " ON CONFLICT DO NOTHING",
                 rows,
             )
         return []

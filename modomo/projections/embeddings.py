@@ -17,7 +17,13 @@ from typing import Any, ClassVar
 import asyncpg
 import structlog
 
-from modomo.domain.events import Embedding, MaterialsClassified, SceneClassified
+from modomo.domain.events import (
+    Embedding,
+    MaterialsClassified,
+    SceneClassified,
+    ScenesRegistered,
+)
+from modomo.domain.orgs import DEFAULT_ORG
 from modomo.projections.db import quote
 from modomo.projections.projector import LogEntry, Parked, Projector
 from modomo.read.similarity import vector_schema
@@ -32,10 +38,13 @@ def vector_text(embedding: Embedding) -> str:
 
 class EmbeddingsProjector(Projector):
     name = "embeddings"
-    tables: ClassVar[tuple[str, ...]] = ("embeddings",)
+    tables: ClassVar[tuple[str, ...]] = ("embeddings", "embedding_scene_orgs")
     interest: ClassVar[frozenset[str] | None] = frozenset(
-        {"scene_classified", "materials_classified"}
+        {"scene_classified", "materials_classified", "scenes_registered"}
     )
+    """Registrations too: a stage event names its scene, not its organisation, and this
+    projector keeps its own scene → org table rather than read the scenes projector's
+    (which may lag behind it, or be rebuilt apart from it)."""
 
     def __init__(self) -> None:
         self._vector: str | None = None
@@ -59,9 +68,13 @@ class EmbeddingsProjector(Projector):
         self, conn: asyncpg.Connection[Any], entries: Sequence[LogEntry]
     ) -> list[Parked]:
         rows: dict[tuple[str, str], tuple[Any, ...]] = {}
+        orgs: dict[str, str] = {}
         for entry in entries:
             event = entry.event
-            if isinstance(event, SceneClassified) and event.embedding is not None:
+            if isinstance(event, ScenesRegistered):
+                for scene in event.scenes:
+                    orgs.setdefault(scene.scene_id, event.org)
+            elif isinstance(event, SceneClassified) and event.embedding is not None:
                 rows["scene", event.scene_id] = (
                     "scene",
                     event.scene_id,
@@ -81,14 +94,36 @@ class EmbeddingsProjector(Projector):
                             item.embedding,
                             event.at,
                         )
+        if orgs:
+            # A scene's first registration fixes its organisation.
+            await conn.executemany(
+                "INSERT INTO embedding_scene_orgs (scene_id, org_id) VALUES ($1, $2) "
+                "ON CONFLICT DO NOTHING",
+                sorted(orgs.items()),
+            )
         if not rows:
             return []
+        scene_org = {
+            r["scene_id"]: r["org_id"]
+            for r in await conn.fetch(
+                "SELECT scene_id, org_id FROM embedding_scene_orgs "
+                "WHERE scene_id = ANY($1::text[])",
+                sorted({r[2] for r in rows.values()}),
+            )
+        }
         ext = self._vector
         if ext is None:
-            value, records = "$6", [(*r[:4], r[4].dim, r[4].f16, r[5]) for r in rows.values()]
+            value = "$6"
+            records = [
+                (*r[:4], r[4].dim, r[4].f16, r[5], scene_org.get(r[2], DEFAULT_ORG))
+                for r in rows.values()
+            ]
         else:
             value = f"$6::text::{quote(ext)}.vector"
-            records = [(*r[:4], r[4].dim, vector_text(r[4]), r[5]) for r in rows.values()]
+            records = [
+                (*r[:4], r[4].dim, vector_text(r[4]), r[5], scene_org.get(r[2], DEFAULT_ORG))
+                for r in rows.values()
+            ]
             for kind, dim in sorted({(r[0], r[4].dim) for r in rows.values()} - self._indexed):
                 await conn.execute(
                     f"CREATE INDEX IF NOT EXISTS embeddings_hnsw_{kind}_{dim} ON embeddings "
@@ -97,9 +132,10 @@ class EmbeddingsProjector(Projector):
                 )
                 self._indexed.add((kind, dim))
         await conn.executemany(
-            "INSERT INTO embeddings (kind, item_id, scene_id, model, dim, vec, updated_at) "
-            f"VALUES ($1, $2, $3, $4, $5, {value}, $7) ON CONFLICT (kind, item_id) DO UPDATE "
-            "SET scene_id = EXCLUDED.scene_id, model = EXCLUDED.model, dim = EXCLUDED.dim, "
+            "INSERT INTO embeddings (kind, item_id, scene_id, model, dim, vec, updated_at, org_id) "
+            f"VALUES ($1, $2, $3, $4, $5, {value}, $7, $8) ON CONFLICT (kind, item_id) DO UPDATE "
+            "SET org_id = EXCLUDED.org_id, scene_id = EXCLUDED.scene_id, "
+            "model = EXCLUDED.model, dim = EXCLUDED.dim, "
             "vec = EXCLUDED.vec, updated_at = EXCLUDED.updated_at",
             records,
         )

@@ -86,7 +86,7 @@ class ScenesProjector(Projector):
             if isinstance(event, ScenesRegistered):
                 for scene in event.scenes:
                     views[scene.scene_id] = register(
-                        views.get(scene.scene_id), event.dataset_id, scene, event.at
+                        views.get(scene.scene_id), event.dataset_id, scene, event.at, event.org
                     )
                     changed.add(scene.scene_id)
             elif isinstance(event, SceneEvent | SceneQueued | SceneRequeued | ObjectCorrected):
@@ -164,7 +164,9 @@ async def store_views(
         if not dirty:
             continue
         old = [v.row.scene_id for v in dirty if v.row.scene_id in loaded]
-        rows = (_astuple(r) for v in dirty for r in getattr(v, part).values())
-        await replace_children(conn, table, "scene_id", old, cols, rows)
+        # Child rows take their scene's organisation (row-level security reads each
+        # table's own column, so a table swapped in alone by a replay stays scoped).
+        rows = ((*_astuple(r), v.row.org_id) for v in dirty for r in getattr(v, part).values())
+        await replace_children(conn, table, "scene_id", old, (*cols, "org_id"), rows)
     for view in views:
         view.touched.clear()

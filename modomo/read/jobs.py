@@ -17,7 +17,7 @@ from datetime import datetime
 
 import msgspec
 
-from modomo.read.sql import Conn, Params, columns_of, json_array, select_list
+from modomo.read.sql import Conn, Params, columns_of, in_org, json_array, select_list
 
 
 class StageTiming(msgspec.Struct, kw_only=True, gc=False):
@@ -64,6 +64,7 @@ TIMINGS_QUERY = (
         f"round({_PERCENTILE.format(0.5)}::numeric, 2) AS p50_ms, "
         f"round({_PERCENTILE.format(0.95)}::numeric, 2) AS p95_ms "
         "FROM job_scenes js, jsonb_each_text(js.stage_ms) t WHERE js.job_id = $1 "
+        f"AND {in_org('js')} "
         "GROUP BY t.key",
         "x.stage",
     )
@@ -73,7 +74,7 @@ _COLUMNS = columns_of(JobOut.__struct_fields__, "j", progress=_PROGRESS)
 _LIST_COLUMNS = select_list(_COLUMNS | {"stage_timings": "NULL"})
 JOB_QUERY = (
     f"SELECT (SELECT row_to_json(x) FROM (SELECT {_LIST_COLUMNS}) x)::text AS doc, "
-    "j.updated_at FROM jobs j WHERE j.job_id = $1"
+    f"j.updated_at FROM jobs j WHERE j.job_id = $1 AND {in_org('j')}"
 )
 
 _job = msgspec.json.Decoder(JobOut)
@@ -126,6 +127,13 @@ class JobReader:
         return found
 
 
+async def job_exists(conn: Conn, job_id: str) -> bool:
+    """Whether the caller's organisation has the job."""
+    return bool(
+        await conn.fetchval(f"SELECT 1 FROM jobs j WHERE j.job_id = $1 AND {in_org('j')}", job_id)
+    )
+
+
 async def jobs(
     conn: Conn,
     *,
@@ -135,7 +143,7 @@ async def jobs(
     limit: int,
 ) -> list[JobOut]:
     """Up to ``limit`` jobs, newest first, created before ``before`` (time, job id)."""
-    clauses, arg = ["true"], Params()
+    clauses, arg = [in_org("j")], Params()
     if dataset_id:
         clauses.append(f"j.dataset_id = {arg(dataset_id)}")
     if status:

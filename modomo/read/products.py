@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from modomo.read.sql import Conn, Params
+from modomo.read.sql import ORG, Conn, Params
 
 
 class ExportOut(msgspec.Struct, kw_only=True, gc=False):
@@ -38,7 +38,9 @@ _EXPORT_SELECT = f"SELECT {', '.join(ExportOut.__struct_fields__)} FROM exports"
 
 
 async def export(conn: Conn, export_id: str) -> ExportOut | None:
-    row = await conn.fetchrow(f"{_EXPORT_SELECT} WHERE export_id = $1", export_id)
+    row = await conn.fetchrow(
+        f"{_EXPORT_SELECT} WHERE export_id = $1 AND org_id = {ORG}", export_id
+    )
     return None if row is None else ExportOut(**dict(row))
 
 
@@ -47,12 +49,12 @@ async def exports(
 ) -> list[ExportOut]:
     """Exports newest first (of one dataset when given); ``limit + 1`` tells if more exist."""
     arg = Params()
-    where = []
+    where = [f"org_id = {ORG}"]
     if dataset_id is not None:
         where.append(f"dataset_id = {arg(dataset_id)}")
     if before is not None:
         where.append(f"(requested_at, export_id) < ({arg(before[0])}, {arg(before[1])})")
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause = f"WHERE {' AND '.join(where)}"
     rows = await conn.fetch(
         f"{_EXPORT_SELECT} {clause} ORDER BY requested_at DESC, export_id DESC "
         f"LIMIT {arg(limit + 1)}",
@@ -88,7 +90,9 @@ def _evaluation(row: Any) -> EvaluationOut:
 
 
 async def evaluation(conn: Conn, evaluation_id: str) -> EvaluationOut | None:
-    row = await conn.fetchrow(f"{_EVAL_SELECT} WHERE evaluation_id = $1", evaluation_id)
+    row = await conn.fetchrow(
+        f"{_EVAL_SELECT} WHERE evaluation_id = $1 AND org_id = {ORG}", evaluation_id
+    )
     return None if row is None else _evaluation(row)
 
 
@@ -102,14 +106,14 @@ async def evaluations(
 ) -> list[EvaluationOut]:
     """Evaluations newest first, optionally of one golden set or one job."""
     arg = Params()
-    where = []
+    where = [f"org_id = {ORG}"]
     if golden_sha256 is not None:
         where.append(f"golden_sha256 = {arg(golden_sha256)}")
     if job_id is not None:
         where.append(f"job_id = {arg(job_id)}")
     if before is not None:
         where.append(f"(created_at, evaluation_id) < ({arg(before[0])}, {arg(before[1])})")
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause = f"WHERE {' AND '.join(where)}"
     rows = await conn.fetch(
         f"{_EVAL_SELECT} {clause} ORDER BY created_at DESC, evaluation_id DESC "
         f"LIMIT {arg(limit + 1)}",

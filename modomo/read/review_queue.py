@@ -18,14 +18,11 @@ walks the ``objects_review_queue`` index (migration 0050) in order.
 from __future__ import annotations
 
 import re
-from typing import Any, Union
+from typing import Any
 
-import asyncpg
 import msgspec
 
-Conn = Union[
-    "asyncpg.Pool[Any]", "asyncpg.Connection[Any]", "asyncpg.pool.PoolConnectionProxy[Any]"
-]
+from modomo.read.sql import Conn
 
 CURSOR_PATTERN = r"^[0-9]{1,3}~[01]~[0-9]{1,5}~[A-Za-z0-9_.:-]{1,64}$"
 """What a review-queue cursor looks like; every string that matches is a valid position."""
@@ -37,6 +34,7 @@ _CONF = "floor(o.confidence * 100)::int"
 _AGREE = "(CASE WHEN o.detect_category <> o.label_category THEN 0 ELSE 1 END)"
 _MARGIN = "coalesce(round(o.material_margin * 10000)::int, 10001)"
 _UNREVIEWED = "NOT EXISTS (SELECT 1 FROM reviews r WHERE r.object_id = o.object_id)"
+_IN_ORG = "o.org_id = current_setting('modomo.org', true)"  # see modomo.read.sql.in_org
 
 
 class QueueMaterial(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,7 +102,7 @@ async def review_queue(
         f"o.model, o.detect_category, o.label_category, o.material_margin, o.mask_key, "
         f"o.thumb_key, o.corrected_by, {_CONF} AS k_conf, {_AGREE} AS k_agree, "
         f"{_MARGIN} AS k_margin FROM objects o "
-        f"WHERE o.dataset_id = $1 AND {_UNREVIEWED} {after} "
+        f"WHERE o.dataset_id = $1 AND {_IN_ORG} AND {_UNREVIEWED} {after} "
         f"ORDER BY {_CONF}, {_AGREE}, {_MARGIN}, o.object_id LIMIT $2",
         *args,
     )
@@ -112,15 +110,17 @@ async def review_queue(
     materials: dict[str, list[QueueMaterial]] = {}
     if page:
         for m in await conn.fetch(
-            "SELECT object_id, material_code, score FROM object_materials "
-            "WHERE object_id = ANY($1::text[]) ORDER BY score DESC, material_code",
+            "SELECT object_id, material_code, score FROM object_materials o "
+            f"WHERE object_id = ANY($1::text[]) AND {_IN_ORG} "
+            "ORDER BY score DESC, material_code",
             [r["object_id"] for r in page],
         ):
             materials.setdefault(m["object_id"], []).append(
                 QueueMaterial(code=m["material_code"], score=m["score"])
             )
     remaining = await conn.fetchval(
-        f"SELECT count(*) FROM objects o WHERE o.dataset_id = $1 AND {_UNREVIEWED}", dataset_id
+        f"SELECT count(*) FROM objects o WHERE o.dataset_id = $1 AND {_IN_ORG} AND {_UNREVIEWED}",
+        dataset_id,
     )
     items = [
         QueueItem(

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import msgspec
 
-from modomo.read.sql import Conn
+from modomo.read.sql import ORG, Conn
 
 
 class ReviewOut(msgspec.Struct, kw_only=True, gc=False):
@@ -23,13 +23,14 @@ _SELECT = f"SELECT {', '.join(ReviewOut.__struct_fields__)} FROM reviews"
 
 
 async def review(conn: Conn, review_id: str) -> ReviewOut | None:
-    row = await conn.fetchrow(f"{_SELECT} WHERE review_id = $1", review_id)
+    row = await conn.fetchrow(f"{_SELECT} WHERE review_id = $1 AND org_id = {ORG}", review_id)
     return None if row is None else ReviewOut(**dict(row))
 
 
 async def reviews_of(conn: Conn, scene_id: str) -> list[ReviewOut]:
     """The scene's reviews, newest first."""
     rows = await conn.fetch(
-        f"{_SELECT} WHERE scene_id = $1 ORDER BY created_at DESC, review_id", scene_id
+        f"{_SELECT} WHERE scene_id = $1 AND org_id = {ORG} ORDER BY created_at DESC, review_id",
+        scene_id,
     )
     return [ReviewOut(**dict(r)) for r in rows]

@@ -25,7 +25,7 @@ from typing import Any
 
 import msgspec
 
-from modomo.read.sql import Conn, Params, columns_of, json_array, remember, select_list
+from modomo.read.sql import Conn, Params, columns_of, in_org, json_array, remember, select_list
 
 
 class MaterialOut(msgspec.Struct, kw_only=True, gc=False):
@@ -176,15 +176,18 @@ _SCENE_COLUMNS = columns_of(
 )
 SCENE_QUERY = (
     f"SELECT row_to_json(x)::text FROM (SELECT {select_list(_SCENE_COLUMNS)} "
-    "FROM scenes s WHERE s.scene_id = $1) x"
+    f"FROM scenes s WHERE s.scene_id = $1 AND {in_org('s')}) x"
 )
 SCENE_IF_CHANGED_QUERY = (
     "SELECT s.updated_at, CASE WHEN s.updated_at IS NOT DISTINCT FROM $2 THEN NULL ELSE "
     f"(SELECT row_to_json(x) FROM (SELECT {select_list(_SCENE_COLUMNS)}) x)::text END AS doc "
-    "FROM scenes s WHERE s.scene_id = $1"
+    f"FROM scenes s WHERE s.scene_id = $1 AND {in_org('s')}"
 )
 """The scene's version and, unless the caller's copy (``$2``) is current, its document."""
-OBJECT_QUERY = f"SELECT row_to_json(x)::text FROM ({_OBJECTS_SELECT} WHERE o.object_id = $1) x"
+OBJECT_QUERY = (
+    f"SELECT row_to_json(x)::text FROM ({_OBJECTS_SELECT} WHERE o.object_id = $1 "
+    f"AND {in_org('o')}) x"
+)
 _SUMMARY_COLUMNS = select_list(columns_of(SceneSummary.__struct_fields__, "s", image_url="NULL"))
 
 _scene = msgspec.json.Decoder(SceneOut)
@@ -259,17 +262,33 @@ async def object_(conn: Conn, object_id: str) -> ObjectOut | None:
 async def object_scene(conn: Conn, object_id: str) -> str | None:
     """The scene an object belongs to (None when there is no such object)."""
     found: str | None = await conn.fetchval(
-        "SELECT scene_id FROM objects WHERE object_id = $1", object_id
+        f"SELECT o.scene_id FROM objects o WHERE o.object_id = $1 AND {in_org('o')}", object_id
     )
     return found
 
 
 async def scene_exists(conn: Conn, scene_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM scenes WHERE scene_id = $1", scene_id))
+    return bool(
+        await conn.fetchval(
+            f"SELECT 1 FROM scenes s WHERE s.scene_id = $1 AND {in_org('s')}", scene_id
+        )
+    )
+
+
+async def scene_dataset(conn: Conn, scene_id: str) -> str | None:
+    """The dataset of the scene (None when the caller's organisation has no such scene)."""
+    found: str | None = await conn.fetchval(
+        f"SELECT s.dataset_id FROM scenes s WHERE s.scene_id = $1 AND {in_org('s')}", scene_id
+    )
+    return found
 
 
 async def registered(conn: Conn, scene_ids: list[str]) -> dict[str, str]:
-    """Which of ``scene_ids`` are registered: scene id -> its dataset."""
+    """Which of ``scene_ids`` are registered, in any organisation: scene id -> its dataset.
+
+    Deliberately unscoped (the API runs it on the owner's pool): a scene id is unique
+    across organisations, and registering another organisation's scene must be refused,
+    not mistaken for a new one."""
     rows = await conn.fetch(
         "SELECT scene_id, dataset_id FROM scenes WHERE scene_id = ANY($1::text[])", scene_ids
     )
@@ -282,8 +301,9 @@ async def originals(
     """Scene id -> (key of its original, its ETag, '' when unknown) for the dataset's
     scenes (or only ``scene_ids``)."""
     rows = await conn.fetch(
-        "SELECT scene_id, r2_key_original, etag FROM scenes WHERE dataset_id = $1 "
-        "AND ($2::text[] IS NULL OR scene_id = ANY($2::text[])) ORDER BY scene_id",
+        "SELECT scene_id, r2_key_original, etag FROM scenes s WHERE s.dataset_id = $1 "
+        f"AND {in_org('s')} AND ($2::text[] IS NULL OR scene_id = ANY($2::text[])) "
+        "ORDER BY scene_id",
         dataset_id,
         scene_ids,
     )
@@ -306,7 +326,7 @@ async def scenes_of(
 ) -> list[SceneSummary]:
     """Up to ``limit`` scenes of the dataset matching ``where``, by scene id, after the
     scene id ``after``."""
-    clauses = ["s.dataset_id = $1"]
+    clauses = ["s.dataset_id = $1", in_org("s")]
     arg = Params(dataset_id)
     if where.status:
         clauses.append(f"s.status = {arg(where.status)}")

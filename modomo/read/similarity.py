@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from modomo.read.sql import Conn, Params
+from modomo.read.sql import ORG, Conn, Params, in_org
 
 Kind = Literal["scene", "object"]
 NEAR_DUPLICATE = 0.02
@@ -98,7 +98,8 @@ async def similar(
     if ext is None:
         raise SimilarityUnavailable(MISSING_PGVECTOR)
     me = await conn.fetchrow(
-        "SELECT model, dim, vec::text AS vec FROM embeddings WHERE kind = $1 AND item_id = $2",
+        "SELECT model, dim, vec::text AS vec FROM embeddings e "
+        f"WHERE e.kind = $1 AND e.item_id = $2 AND {in_org('e')}",
         kind,
         item_id,
     )
@@ -109,7 +110,7 @@ async def similar(
     filtered = any(v is not None for v in (dataset_id, category, status))
     candidates = min(MAX_CANDIDATES, max(10 * k, 100)) if filtered else k
     arg = Params(me["vec"], me["model"], item_id)
-    where = []
+    where = [in_org("s")]
     if dataset_id is not None:
         where.append(f"s.dataset_id = {arg(dataset_id)}")
     if status is not None:
@@ -119,9 +120,10 @@ async def similar(
     if kind == "object":
         join += " JOIN objects o ON o.object_id = c.item_id"
         columns += ", o.object_id, o.category_code AS category, o.confidence"
+        where.append(in_org("o"))
         if category is not None:
             where.append(f"o.category_code = {arg(category)}")
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause = f"WHERE {' AND '.join(where)}"
     top = arg(k)
 
     def query(exact: bool) -> str:
@@ -136,6 +138,7 @@ async def similar(
         return (
             f"SELECT {columns}, c.distance FROM (SELECT e.item_id, e.scene_id, {key} AS distance "
             f"FROM embeddings e WHERE e.kind = '{kind}' AND e.dim = {dim} AND e.model = $2 "
+            f"AND {in_org('e')} "
             f"AND e.item_id <> $3 ORDER BY {key} {limit}) c {join} {clause} "
             f"ORDER BY c.distance, c.item_id LIMIT {top}"
         )
@@ -179,7 +182,7 @@ async def duplicates(conn: Conn, dataset_id: str, etags: dict[str, str]) -> list
         return []
     rows = await conn.fetch(
         "SELECT etag, scene_id, dataset_id FROM scenes WHERE etag = ANY($1::text[]) "
-        "ORDER BY registered_at, scene_id",
+        f"AND org_id = {ORG} ORDER BY registered_at, scene_id",
         sorted(set(wanted.values())),
     )
     first: dict[str, tuple[str, str]] = {}

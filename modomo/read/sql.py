@@ -18,6 +18,21 @@ class Conn(Protocol):
     async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
+ORG = "current_setting('modomo.org', true)"
+"""The caller's organisation, as its transaction names it (:mod:`modomo.api.scope` sets it
+with ``set_config('modomo.org', org, true)``). Unset, it is NULL or '': no row matches."""
+
+
+def in_org(alias: str) -> str:
+    """The query layer's own organisation filter on ``alias``'s rows.
+
+    The first of two walls: the read models' row-level security policies (migration 0060)
+    compare the same column to the same setting, so a query that forgets this filter still
+    returns no other organisation's rows to the API's database role.
+    """
+    return f"{alias}.org_id = {ORG}"
+
+
 class Params:
     """Numbered query parameters built up alongside a WHERE clause."""
 

@@ -85,6 +85,10 @@ class Keys:
         """Hash: how many of an export's scenes are packed (``done``, ``total``)."""
         return f"{self.prefix}:exports:progress:{export_id}"
 
+    def upload_org(self, scene_id: str) -> str:
+        """String: the organisation a scene's upload was presigned for (until registered)."""
+        return f"{self.prefix}:uploads:org:{scene_id}"
+
     def write_rate(self, caller_digest: str, window: int) -> str:
         """Counter: writes of one caller in one rate-limit window (expires after it)."""
         return f"{self.prefix}:ratelimit:writes:{caller_digest}:{window}"

@@ -24,6 +24,8 @@ from redis.asyncio import Redis
 
 from modomo.domain.events import (
     EVENT_TYPES,
+    ApiKeyCreated,
+    ApiKeyRevoked,
     EvaluationRecorded,
     EventBase,
     ExportCompleted,
@@ -32,6 +34,7 @@ from modomo.domain.events import (
     ExportStarted,
     JobCompleted,
     JobCreated,
+    OrgQuotaSet,
     SceneDeadLettered,
     SceneRequeued,
     WorkerWarming,
@@ -135,6 +138,9 @@ def build_log() -> list[Entry]:
             regressions=("map",),
             notes=("a note",),
         ),
+        OrgQuotaSet(org="acme", scenes_per_day=10, set_by="admin"),
+        ApiKeyCreated(org="acme", key_id="k1", role="viewer", name="ci", created_by="admin"),
+        ApiKeyRevoked(org="acme", key_id="k1", revoked_by="admin"),
     ]
     first_of: dict[str, int] = {}
     for index, event in enumerate(events):

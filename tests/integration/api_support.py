@@ -46,11 +46,17 @@ class Api:
     url: str
     settings: Settings
 
-    def token(self, role: Role = "reviewer", subject: str = "alice", ttl_s: int = 600) -> str:
-        return issue_token(self.settings.jwt_secret, subject, role, ttl_s)
+    def token(
+        self,
+        role: Role = "reviewer",
+        subject: str = "alice",
+        ttl_s: int = 600,
+        org: str | None = None,
+    ) -> str:
+        return issue_token(self.settings.jwt_secret, subject, role, ttl_s, org=org)
 
-    def client(self, role: Role | None = "reviewer") -> httpx.AsyncClient:
-        headers = {"Authorization": f"Bearer {self.token(role)}"} if role else {}
+    def client(self, role: Role | None = "reviewer", org: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self.token(role, org=org)}"} if role else {}
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
 
 
@@ -153,8 +159,10 @@ async def pipeline_handler(ctx: TaskContext) -> Sequence[EventBase]:
     return [SceneCompleted(**common, status="ok", objects=1, avg_conf=0.8)]
 
 
-async def dataset_with_scenes(api: Api, n: int = 2) -> tuple[str, list[str]]:
-    async with api.client() as client:
+async def dataset_with_scenes(
+    api: Api, n: int = 2, org: str | None = None
+) -> tuple[str, list[str]]:
+    async with api.client(org=org) as client:
         created = await client.post("/datasets", json={"name": "rooms"})
         assert created.status_code == 201, created.text
         dataset_id = created.json()["dataset_id"]

@@ -108,6 +108,9 @@ async def test_a_kept_scene_document_shows_a_correction_at_once(
     await project(redis, db_settings, await publish(redis, db_settings, events))
     reader = SceneReader(max_scenes=10, ttl_s=3600)
     conn = await pg.connect(db_settings)
+    # The read layer sees the organisation its transaction names (the API's OrgScope);
+    # on this session connection, naming it for the session does the same.
+    await conn.execute("SELECT set_config('modomo.org', 'default', false)")
     try:
         scene_id = await conn.fetchval("SELECT scene_id FROM scenes WHERE object_count = 2")
         first = await reader.scene(conn, scene_id)
@@ -144,6 +147,9 @@ async def test_job_timings_are_kept_per_job_version(redis: Redis, db_settings: S
     now = [0.0]
     reader = JobReader(running_ttl_s=1.0, clock=lambda: now[0])
     conn = await pg.connect(db_settings)
+    # The read layer sees the organisation its transaction names (the API's OrgScope);
+    # on this session connection, naming it for the session does the same.
+    await conn.execute("SELECT set_config('modomo.org', 'default', false)")
     try:
         first = await reader.job(conn, job_id)
         assert first is not None

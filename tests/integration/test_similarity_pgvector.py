@@ -170,6 +170,7 @@ async def test_neighbours_follow_exact_cosine_order_through_the_hnsw_index(
     await project(redis, vector_settings, last, ["archive", "datasets", "scenes", "embeddings"])
     scenes = made["scenes"]
     conn = await db.connect(vector_settings)
+    await conn.execute("SELECT set_config('modomo.org', 'default', false)")  # as OrgScope
     try:
         indexes = {
             r["indexname"]
@@ -219,6 +220,7 @@ async def test_neighbours_follow_exact_cosine_order_through_the_hnsw_index(
     result = await replay(vector_settings, select(["embeddings"]))
     assert result.swapped
     conn = await db.connect(vector_settings)
+    await conn.execute("SELECT set_config('modomo.org', 'default', false)")  # as OrgScope
     try:
         again = await similar(conn, "scene", scenes[0], 5)
         assert again == page

@@ -21,6 +21,8 @@ from modomo.domain.codec import (
 )
 from modomo.domain.events import (
     EVENT_TYPES,
+    ApiKeyCreated,
+    ApiKeyRevoked,
     AttemptError,
     Colour,
     DatasetCreated,
@@ -45,6 +47,7 @@ from modomo.domain.events import (
     ObjectMaterials,
     ObjectsDetected,
     ObjectsLabelled,
+    OrgQuotaSet,
     PaletteExtracted,
     RegisteredScene,
     ReviewSubmitted,
@@ -149,10 +152,10 @@ def stage_fields() -> dict[str, Strategy]:
 
 SPECS: dict[str, EventSpec] = {
     "dataset_created": spec(
-        DatasetCreated, dataset_id=TEXT, name=TEXT, description=TEXT, created_by=TEXT
+        DatasetCreated, dataset_id=TEXT, name=TEXT, description=TEXT, created_by=TEXT, org=TEXT
     ),
     "scenes_registered": spec(
-        ScenesRegistered, dataset_id=TEXT, scenes=tuples_of(REGISTERED_SCENE)
+        ScenesRegistered, dataset_id=TEXT, scenes=tuples_of(REGISTERED_SCENE), org=TEXT
     ),
     "job_created": spec(
         JobCreated,
@@ -162,6 +165,7 @@ SPECS: dict[str, EventSpec] = {
         stages=STAGE_FLAGS,
         resize_max_px=INT,
         created_by=TEXT,
+        org=TEXT,
     ),
     "scene_queued": spec(SceneQueued, **job_fields(), scene_id=TEXT, entry_id=TEXT),
     "scene_requeued": spec(
@@ -232,6 +236,8 @@ SPECS: dict[str, EventSpec] = {
         bbox=st.none() | BBOX,
         attrs=st.none() | st.dictionaries(TEXT, ATTR_VALUE, max_size=4),
         corrected_by=TEXT,
+        org=TEXT,
+        dataset_id=TEXT,
     ),
     "review_submitted": spec(
         ReviewSubmitted,
@@ -241,6 +247,8 @@ SPECS: dict[str, EventSpec] = {
         verdict=st.sampled_from(["approve", "reject", "fix"]),
         note=TEXT,
         reviewer=TEXT,
+        org=TEXT,
+        dataset_id=TEXT,
     ),
     "export_requested": spec(
         ExportRequested,
@@ -250,6 +258,7 @@ SPECS: dict[str, EventSpec] = {
         as_of=TEXT,
         reviewed_only=BOOL,
         requested_by=TEXT,
+        org=TEXT,
     ),
     "export_started": spec(
         ExportStarted, export_id=TEXT, position=TEXT, scenes=INT, attempt=INT, worker=TEXT
@@ -282,7 +291,13 @@ SPECS: dict[str, EventSpec] = {
         regressions=tuples_of(TEXT),
         notes=tuples_of(TEXT),
         evaluated_by=TEXT,
+        org=TEXT,
     ),
+    "org_quota_set": spec(OrgQuotaSet, org=TEXT, scenes_per_day=INT, set_by=TEXT),
+    "api_key_created": spec(
+        ApiKeyCreated, org=TEXT, key_id=TEXT, role=TEXT, name=TEXT, created_by=TEXT
+    ),
+    "api_key_revoked": spec(ApiKeyRevoked, org=TEXT, key_id=TEXT, revoked_by=TEXT),
 }
 """Tag → strategy; must name every type in EVENT_TYPES and every field of each."""
 
@@ -297,6 +312,9 @@ NON_JOB_TAGS = {
     "export_completed",
     "export_failed",
     "evaluation_recorded",
+    "org_quota_set",
+    "api_key_created",
+    "api_key_revoked",
 }
 
 

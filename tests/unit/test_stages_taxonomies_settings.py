@@ -426,6 +426,7 @@ def env_values() -> dict[str, Any]:
         "MODOMO_DB_LOG_SCHEMA": "lg",
         "MODOMO_DB_STATEMENT_CACHE_SIZE": "0",
         "MODOMO_PROJECTOR_BATCH": "50",
+        "MODOMO_DB_API_ROLE": "modomo_api",
         "MODOMO_DB_CONNECT_TIMEOUT_S": "3",
         "MODOMO_DB_COMMAND_TIMEOUT_S": "30",
         "MODOMO_PROJECTOR_LEASE_MS": "4000",

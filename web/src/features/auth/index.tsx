@@ -1,7 +1,10 @@
 /** Sign-in: a JWT or an API key typed once; a `#token=` link signs in by itself. */
+import { useQuery } from "@tanstack/react-query";
 import { useState, useSyncExternalStore, type FormEvent, type ReactNode } from "react";
 import { Navigate, useLocation, useNavigate } from "react-router";
 import { credential, identity, onCredentialChange, signIn, signOut } from "../../lib/auth";
+import { api, unwrap } from "../../lib/api/client";
+import type { MeOut } from "../../lib/api/types";
 import { apiUrl, setApiUrl } from "../../lib/config";
 
 export function useCredential(): string | null {
@@ -63,13 +66,28 @@ export function SignInPage() {
   );
 }
 
+/** Who the API says the caller is (GET /me), with the organisation every page is
+ * confined to; the credential's own claims stand in until the answer comes. */
 export function WhoAmI() {
   const value = useCredential();
   const who = identity(value);
+  const me = useQuery({
+    queryKey: ["me", value],
+    queryFn: async () => unwrap(await api.GET("/me")) as MeOut,
+    enabled: value !== null,
+    staleTime: 60_000,
+  });
   if (!who) return null;
+  const subject = me.data?.subject ?? who.subject;
+  const role = me.data?.role ?? who.role;
   return (
     <span className="whoami">
-      {who.subject} · {who.role}{" "}
+      {me.data ? (
+        <span className="org" title="your organisation: you see only its datasets" data-org={me.data.org}>
+          {me.data.org}
+        </span>
+      ) : null}{" "}
+      {subject} · {role}{" "}
       <button type="button" className="link" onClick={() => signOut()}>
         sign out
       </button>

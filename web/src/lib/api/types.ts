@@ -20,4 +20,5 @@ export type Bucket = S["Bucket"];
 export type Upload = S["Upload"];
 export type TermOut = S["TermOut"];
 export type Ticket = S["Ticket"];
+export type MeOut = S["MeOut"];
 export type Verdict = ReviewIn["verdict"];
