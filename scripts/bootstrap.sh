@@ -70,7 +70,7 @@ if ! redis_up; then
   fi
 fi
 command -v redis-benchmark >/dev/null || apt_install redis-tools || true
-# promtool validates the alert rules in the tests; without root the test says it is skipped.
+# promtool validates the alert rules in the tests; without root, install it by hand.
 if ! command -v promtool >/dev/null && [ "$(id -u)" = 0 ]; then apt_install prometheus; fi
 
 if ! postgres_up; then

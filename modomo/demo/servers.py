@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -37,13 +38,14 @@ def weed_binary() -> str:
     return found
 
 
-class _Server:
+class _Server(ABC):
     """What both servers share: SIGKILL, a clean stop, use as a context manager."""
 
     proc: subprocess.Popen[bytes] | None = None
 
+    @abstractmethod
     def start(self) -> None:
-        raise NotImplementedError
+        """Start the server (again) and return once it answers."""
 
     def kill(self) -> None:
         """SIGKILL: the server dies at once, with no shutdown of any kind."""

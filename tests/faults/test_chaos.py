@@ -12,9 +12,8 @@ import pytest
 
 from modomo.demo.chaos import run_chaos
 from modomo.demo.chaos_plan import FAULTS, ChaosPlan
-from modomo.demo.pgservers import available
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+pytestmark = pytest.mark.integration
 
 
 def _events(log: Path) -> list[str]:
