@@ -13,8 +13,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
+from modomo.demo.services import free_port
 from modomo.demo.services import settings_env as environment_of
 from modomo.domain.codec import CODEC
 from modomo.domain.events import Event, JobCreated
@@ -26,8 +28,32 @@ from modomo.streams.keys import EVENT_FIELD, Keys
 from modomo.streams.log import Appended, EventLog
 from modomo.streams.worker import Worker
 from tests.integration.handlers import calls_key
+from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def stack_settings(
+    db_settings: Settings, s3_endpoint: str, tmp_path: Path, bucket: str, **overrides: Any
+) -> Settings:
+    """Settings for a whole local stack (``modomo up`` or ``demo``) on the session's
+    servers: its own bucket and ports, the tiny models, JSON logs."""
+    values: dict[str, Any] = {
+        "s3_endpoint_url": s3_endpoint,
+        "s3_access_key_id": ACCESS_KEY,
+        "s3_secret_access_key": SECRET_KEY,
+        "s3_bucket": f"{bucket}-{db_settings.redis_prefix}",
+        "api_port": free_port(),
+        "worker_http_port": free_port(),
+        "model_profile": "tiny",
+        "model_dir": str(tmp_path / "models"),
+        "metrics_port": 0,
+        "log_format": "json",
+        "retry_backoff_ms": (15_000, 60_000),
+        "heartbeat_ms": 1000,
+        "lock_ttl_ms": 10_000,
+    }
+    return msgspec.structs.replace(db_settings, **(values | overrides))
 
 
 async def enqueue(

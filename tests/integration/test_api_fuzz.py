@@ -18,13 +18,11 @@ import time
 from pathlib import Path
 
 import httpx
-import msgspec
 import pytest
 
-from modomo.demo.services import free_port, settings_env
+from modomo.demo.services import settings_env
 from modomo.settings import Settings
-from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
-from tests.integration.support import ROOT
+from tests.integration.support import ROOT, stack_settings
 
 pytestmark = pytest.mark.integration
 
@@ -43,21 +41,11 @@ def _wait_for_link(log: Path, proc: subprocess.Popen[bytes], within_s: float = 6
 async def test_schemathesis_finds_no_contract_failure_against_modomo_up(
     db_settings: Settings, s3_endpoint: str, tmp_path: Path
 ) -> None:
-    settings = msgspec.structs.replace(
+    settings = stack_settings(
         db_settings,
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key_id=ACCESS_KEY,
-        s3_secret_access_key=SECRET_KEY,
-        s3_bucket=f"f-{db_settings.redis_prefix}",
-        api_port=free_port(),
-        worker_http_port=free_port(),
-        model_profile="tiny",
-        model_dir=str(tmp_path / "models"),
-        metrics_port=0,
-        log_format="json",
-        retry_backoff_ms=(15_000, 60_000),
-        heartbeat_ms=1000,
-        lock_ttl_ms=10_000,
+        s3_endpoint,
+        tmp_path,
+        "f",
         # The contract, not the limit (tests/integration/test_exposure.py): past it every
         # write would be a 429 and the logic behind it go untested.
         write_rate_limit=0,

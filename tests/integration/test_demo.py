@@ -9,15 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import msgspec
 import pytest
 
-from modomo.demo.services import free_port, settings_env
+from modomo.demo.services import settings_env
 from modomo.projections import db
 from modomo.settings import Settings
 from modomo.storage import Storage
-from tests.integration.s3 import ACCESS_KEY, SECRET_KEY
-from tests.integration.support import ROOT
+from tests.integration.support import ROOT, stack_settings
 
 pytestmark = pytest.mark.integration
 
@@ -25,21 +23,11 @@ pytestmark = pytest.mark.integration
 async def test_demo_runs_the_whole_flow(
     db_settings: Settings, s3_endpoint: str, tmp_path: Path
 ) -> None:
-    settings = msgspec.structs.replace(
+    settings = stack_settings(
         db_settings,
-        s3_endpoint_url=s3_endpoint,
-        s3_access_key_id=ACCESS_KEY,
-        s3_secret_access_key=SECRET_KEY,
-        s3_bucket=f"d-{db_settings.redis_prefix}",
-        api_port=free_port(),
-        worker_http_port=free_port(),
-        model_profile="tiny",
-        model_dir=str(tmp_path / "models"),
-        metrics_port=0,
-        log_format="json",
-        retry_backoff_ms=(15_000, 60_000),
-        heartbeat_ms=1000,
-        lock_ttl_ms=10_000,
+        s3_endpoint,
+        tmp_path,
+        "d",
     )
     result = await asyncio.to_thread(
         subprocess.run,
